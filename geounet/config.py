@@ -1,0 +1,98 @@
+"""Typed settings stored inside every checkpoint, so a checkpoint alone rebuilds its model
+and its preprocessing (the pattern of nanoGPT's ``GPTConfig``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    """Build a dataclass from a dict, ignoring unknown keys (newer checkpoints stay readable)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the U-Net.
+
+    ``width`` is the number of channels of the first encoder block (the seed article
+    uses 64; 16 or 32 are practical on CPU); each of the ``depth`` down blocks doubles
+    it. Inputs need sides that are multiples of ``2 ** depth``.
+    """
+
+    in_channels: int = 3
+    out_channels: int = 1
+    width: int = 16
+    depth: int = 4
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1 or self.out_channels < 1:
+            raise ValueError("in_channels and out_channels must be >= 1")
+        if self.width < 1:
+            raise ValueError("width must be >= 1")
+        if not 1 <= self.depth <= 8:
+            raise ValueError("depth must be between 1 and 8")
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this (one halving per down block)."""
+        return 2**self.depth
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raster pixels become model input: ``(raw[bands] / scale - mean) / std``.
+
+    ``bands`` are 1-based raster band indexes in model-channel order. ``scale`` brings
+    raw values to roughly [0, 1] (255 for uint8; a high percentile for uint16 and
+    float imagery) so photometric augmentation works on any dtype; ``mean`` and
+    ``std`` are per-band statistics of the training pixels after scaling.
+    ``pixel_size_m`` is the ground sampling distance the model was trained at.
+    """
+
+    bands: tuple[int, ...] = (1, 2, 3)
+    scale: float = 255.0
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.25, 0.25, 0.25)
+    pixel_size_m: float | None = None
+    tile_size: int = 256
+    dtype: str = "uint8"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if not (len(self.bands) == len(self.mean) == len(self.std)):
+            raise ValueError("bands, mean and std must have the same length")
+        if any(s <= 0 for s in self.std) or self.scale <= 0:
+            raise ValueError("std and scale must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bands"], d["mean"], d["std"] = list(self.bands), list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return _from_dict(cls, data)
+
+
+@dataclass
+class CheckpointInfo:
+    """Everything a checkpoint says about itself, besides the weights."""
+
+    model: ModelConfig
+    preprocessing: Preprocessing
+    metrics: dict[str, float] = field(default_factory=dict)
+    geounet_version: str = ""
+    epoch: int = 0
+    path: str | None = None

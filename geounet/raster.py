@@ -1,0 +1,131 @@
+"""Opening rasters with clear errors, their validity masks, and their ground pixel size."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import rasterio
+from pyproj import Geod, Transformer
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from .errors import InputError
+
+_GEOD = Geod(ellps="WGS84")
+
+
+@contextlib.contextmanager
+def open_raster(path: str | os.PathLike, *, need_crs: bool = True) -> Iterator[rasterio.io.DatasetReader]:
+    """Open ``path`` for reading, raising :class:`InputError` with a one-line reason.
+
+    Refuses missing files, directories, files GDAL cannot read as rasters, and (when
+    ``need_crs``) rasters without a CRS, since every output is georeferenced.
+    """
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise InputError("file not found", p)
+    if os.path.isdir(p):
+        raise InputError("is a directory, not a raster", p)
+    if not os.access(p, os.R_OK):
+        raise InputError("permission denied", p)
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        msg = str(exc).split("\n")[0]
+        if "not recognized as" in msg or "not recognised as" in msg:
+            msg = "not a raster GDAL can read"
+        raise InputError(msg, p) from None
+    with src:
+        if need_crs and src.crs is None:
+            raise InputError("raster has no CRS (georeference it first, e.g. gdal_edit.py -a_srs)", p)
+        if src.count < 1:
+            raise InputError("raster has no bands", p)
+        yield src
+
+
+def data_bands(src: rasterio.io.DatasetReader) -> tuple[int, ...]:
+    """1-based indexes of the bands that carry image data (alpha bands are masks, not data)."""
+    bands = tuple(i for i, ci in zip(src.indexes, src.colorinterp) if ci != ColorInterp.alpha)
+    return bands or tuple(src.indexes)
+
+
+def has_validity_mask(src: rasterio.io.DatasetReader) -> bool:
+    """Whether the raster marks any pixels invalid (mask band, alpha band or nodata value)."""
+    return any(MaskFlags.all_valid not in flags for flags in src.mask_flag_enums)
+
+
+def read_valid_mask(src: rasterio.io.DatasetReader, window: Window | None = None, *, boundless: bool = False) -> np.ndarray:
+    """Boolean validity of ``window``: True where the raster has data.
+
+    Uses GDAL's dataset mask, which merges per-dataset mask bands, alpha and nodata.
+    Boundless reads mark pixels outside the raster invalid.
+    """
+    if not has_validity_mask(src) and not boundless:
+        h, w = (src.height, src.width) if window is None else (int(window.height), int(window.width))
+        return np.ones((h, w), dtype=bool)
+    return src.dataset_mask(window=window, boundless=boundless) > 0
+
+
+def coarse_valid_mask(src: rasterio.io.DatasetReader, max_side: int = 2048) -> tuple[np.ndarray, float, float]:
+    """Validity mask decimated so neither side exceeds ``max_side``, without reading the full mask into memory.
+
+    Returns ``(mask, fy, fx)`` where one coarse cell covers ``fy`` x ``fx`` raster pixels.
+    """
+    f = max(1, math.ceil(max(src.height, src.width) / max_side))
+    shape = (max(1, math.ceil(src.height / f)), max(1, math.ceil(src.width / f)))
+    if not has_validity_mask(src):
+        mask = np.ones(shape, dtype=bool)
+    else:
+        mask = src.dataset_mask(out_shape=shape) > 0
+    return mask, src.height / shape[0], src.width / shape[1]
+
+
+def pixel_size_m(src: rasterio.io.DatasetReader) -> float:
+    """Ground pixel size in metres at the raster centre (mean of x and y).
+
+    Measured as geodesic distances on the WGS84 ellipsoid between the centre pixel and its
+    neighbours, so it is right for degrees (EPSG:4326), for web-mercator (whose map metres
+    are not ground metres: they shrink by cos(latitude)), and for CRSs in feet.
+    """
+    if src.crs is None:
+        raise InputError("raster has no CRS, so its pixel size in metres is unknown", src.name)
+    return ground_pixel_size(src.crs, src.transform, src.width, src.height)
+
+
+def ground_pixel_size(crs, transform, width: int, height: int) -> float:
+    """Ground size in metres of one pixel at the centre of a grid (see :func:`pixel_size_m`)."""
+    cx, cy = width / 2.0, height / 2.0
+    pts = [transform * (cx, cy), transform * (cx + 1, cy), transform * (cx, cy + 1)]
+    if crs.is_geographic:
+        lonlat = pts
+    else:
+        to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lonlat = [to_ll.transform(x, y) for x, y in pts]
+    (lon0, lat0), (lon1, lat1), (lon2, lat2) = lonlat
+    _, _, dx = _GEOD.inv(lon0, lat0, lon1, lat1)
+    _, _, dy = _GEOD.inv(lon0, lat0, lon2, lat2)
+    return float((abs(dx) + abs(dy)) / 2.0)
+
+
+def check_bands(src: rasterio.io.DatasetReader, bands: Sequence[int], path: str | None = None) -> None:
+    """Raise :class:`InputError` unless every band index in ``bands`` exists in ``src``."""
+    missing = [b for b in bands if b < 1 or b > src.count]
+    if missing:
+        raise InputError(
+            f"raster has {src.count} band(s) but the model reads band(s) {list(bands)}",
+            path or src.name,
+        )
+
+
+def read_window(
+    src: rasterio.io.DatasetReader, window: Window, bands: Sequence[int], *, boundless: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``bands`` of ``window`` as float32 (C, H, W) plus its boolean validity (H, W)."""
+    data = src.read(list(bands), window=window, boundless=boundless, fill_value=0, out_dtype="float32")
+    valid = read_valid_mask(src, window, boundless=boundless)
+    return data, valid
