@@ -1,0 +1,331 @@
+"""Training data: window sampling over rasters or tiles, the spatial split, statistics, augmentation.
+
+Two input forms end up as the same thing, a list of :class:`Sample` windows on
+:class:`Source` files:
+
+* raster + vector labels: the raster is cut into square blocks (``block`` px); inside
+  each block, tile-sized windows that are valid enough become samples; whole blocks go
+  to training or validation, and labels are rasterized per window on the fly;
+* paired tiles: each image tile is its own block, its mask tile gives the target.
+
+Nothing ever reads a whole raster: windows are read one at a time by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from .config import Preprocessing
+from .errors import InputError
+from .labels import Labels, read_labels
+from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
+from .windows import block_grid, spatial_split, training_windows
+
+IGNORE = 255
+TILE_SUFFIXES = (".tif", ".tiff")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+@dataclass
+class Source:
+    """One training image: a raster with vector labels, or an image tile with a mask tile."""
+
+    image: str
+    labels: Labels | None = None
+    mask: str | None = None
+    height: int = 0
+    width: int = 0
+    count: int = 0
+    dtype: str = "uint8"
+    pixel_size_m: float = 0.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A window (col, row, width, height) of a source, and the block it may be jittered within."""
+
+    source: int
+    window: tuple[int, int, int, int]
+    block: tuple[int, int, int, int]
+
+
+@dataclass
+class SampleSet:
+    sources: list[Source]
+    train: list[Sample]
+    val: list[Sample]
+
+
+def _win(t: tuple[int, int, int, int]) -> Window:
+    return Window(*t)
+
+
+def _tup(w: Window) -> tuple[int, int, int, int]:
+    return (int(w.col_off), int(w.row_off), int(w.width), int(w.height))
+
+
+def _describe(path: str) -> Source:
+    with open_raster(path) as src:
+        return Source(
+            image=path,
+            height=src.height,
+            width=src.width,
+            count=len(data_bands(src)),
+            dtype=src.dtypes[0],
+            pixel_size_m=pixel_size_m(src),
+        )
+
+
+def raster_sources(rasters: list[str], labels: list[str]) -> list[Source]:
+    """Open and validate (raster, labels) pairs; labels are reprojected to each raster's CRS."""
+    if len(rasters) != len(labels):
+        raise InputError(f"{len(rasters)} --raster but {len(labels)} --labels: give one labels file per raster")
+    out = []
+    for r, l in zip(rasters, labels):
+        source = _describe(r)
+        with open_raster(r) as src:
+            source.labels = read_labels(l, src.crs, src.bounds, raster_path=r)
+        out.append(source)
+    return out
+
+
+def tile_sources(images_dir: str, masks_dir: str) -> list[Source]:
+    """Pair every GeoTIFF in ``images_dir`` with the same-named mask in ``masks_dir``."""
+    for d in (images_dir, masks_dir):
+        if not os.path.isdir(d):
+            raise InputError("folder not found" if not os.path.exists(d) else "not a folder", d)
+    images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in TILE_SUFFIXES)
+    if not images:
+        raise InputError("no GeoTIFF tiles (.tif/.tiff) in folder", images_dir)
+    masks = {p.stem: p for p in Path(masks_dir).iterdir() if p.suffix.lower() in TILE_SUFFIXES}
+    missing = [p.name for p in images if p.stem not in masks]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"no mask for image tile {missing[0]}{more}", masks_dir)
+    out = []
+    for img in images:
+        source = _describe(str(img))
+        mask = str(masks[img.stem])
+        with open_raster(mask, need_crs=False) as m:
+            if (m.height, m.width) != (source.height, source.width):
+                raise InputError(
+                    f"mask is {m.width}x{m.height} px but image {img.name} is {source.width}x{source.height} px",
+                    mask,
+                )
+        source.mask = mask
+        out.append(source)
+    return out
+
+
+def check_consistent(sources: list[Source], bands: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Check that all sources share dtype and bands; return the bands the model will read."""
+    first = sources[0]
+    if bands is None:
+        with open_raster(first.image) as src:
+            bands = data_bands(src)
+    for s in sources:
+        with rasterio.open(s.image) as src:
+            bad = [b for b in bands if b < 1 or b > src.count]
+            if bad:
+                raise InputError(f"raster has {src.count} band(s), cannot read band(s) {bad}", s.image)
+        if s.dtype != first.dtype:
+            raise InputError(f"dtype {s.dtype} differs from {first.dtype} of {first.image}", s.image)
+    return tuple(bands)
+
+
+def _candidates(source: Source, index: int, tile: int, block: int, min_valid: float) -> list[list[Sample]]:
+    """Samples of one source grouped by block (one group per block that has any)."""
+    with rasterio.open(source.image) as src:
+        coarse, fy, fx = coarse_valid_mask(src)
+    blocks = [Window(0, 0, source.width, source.height)] if source.mask else block_grid(source.height, source.width, block)
+    groups = []
+    for b in blocks:
+        wins = training_windows(source.height, source.width, tile, coarse, fy, fx, min_valid=min_valid, within=b)
+        if wins:
+            groups.append([Sample(index, _tup(w), _tup(b)) for w in wins])
+    return groups
+
+
+def build_samples(
+    train_sources: list[Source],
+    val_sources: list[Source],
+    *,
+    tile: int,
+    block: int,
+    val_fraction: float,
+    seed: int,
+    min_valid: float = 0.1,
+) -> SampleSet:
+    """Cut sources into windows and split them spatially into training and validation.
+
+    With explicit validation sources every window of those is validation; otherwise whole
+    blocks (or whole tiles) are held out, about ``val_fraction`` of the windows.
+    """
+    sources = train_sources + val_sources
+    groups = []
+    for i, s in enumerate(train_sources):
+        groups.extend(_candidates(s, i, tile, block, min_valid))
+    if not groups:
+        raise InputError(
+            f"no {tile}x{tile} window with at least {min_valid:.0%} valid pixels in the training data"
+            " (all no-data, or tile size larger than the imaged area)",
+            train_sources[0].image if len(train_sources) == 1 else None,
+        )
+    if val_sources:
+        train = [s for g in groups for s in g]
+        val = []
+        for j, s in enumerate(val_sources, start=len(train_sources)):
+            val.extend(x for g in _candidates(s, j, tile, block, min_valid) for x in g)
+        if not val:
+            raise InputError("no valid window in the validation data", val_sources[0].image)
+    else:
+        tr_idx, val_idx = spatial_split([len(g) for g in groups], val_fraction, seed)
+        train = [s for i in tr_idx for s in groups[i]]
+        val = [s for i in val_idx for s in groups[i]]
+        if val_fraction > 0 and not val:
+            raise InputError(
+                "too little data for a spatial validation split (one block); "
+                "use --val-raster/--val-labels or a smaller --tile-size"
+            )
+    return SampleSet(sources=sources, train=train, val=val)
+
+
+def compute_stats(
+    sources: list[Source], samples: list[Sample], bands: tuple[int, ...], seed: int, max_windows: int = 48
+) -> tuple[float, list[float], list[float]]:
+    """(scale, mean, std) of valid training pixels: per band, after dividing by ``scale``.
+
+    ``scale`` is 255 for uint8, else the 99.9th percentile of sampled values, so any dtype
+    (uint16, float reflectance) lands near [0, 1] for augmentation and normalisation.
+    """
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(samples), size=min(max_windows, len(samples)), replace=False)
+    chunks = []
+    for i in picks:
+        s = samples[int(i)]
+        with rasterio.open(sources[s.source].image) as src:
+            data, valid = read_window(src, _win(s.window), bands)
+        px = data[:, valid]
+        if px.shape[1] > 20000:
+            px = px[:, rng.choice(px.shape[1], 20000, replace=False)]
+        chunks.append(px)
+    px = np.concatenate(chunks, axis=1).astype(np.float64)
+    if px.shape[1] == 0:
+        raise InputError("no valid pixels to compute normalisation statistics from")
+    if sources[0].dtype == "uint8":
+        scale = 255.0
+    else:
+        scale = float(np.percentile(px, 99.9)) or 1.0
+    px /= scale
+    mean = px.mean(axis=1)
+    std = np.maximum(px.std(axis=1), 1e-3)
+    return scale, mean.tolist(), std.tolist()
+
+
+def augmentation(tile: int, channels: int, train: bool):
+    """The albumentations pipeline: crops, flips, 90-degree rotations and photometric changes for
+    training (so the model transfers to other cameras and light); padding only for validation."""
+    import albumentations as A
+    import cv2
+
+    pad = A.PadIfNeeded(tile, tile, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE)
+    if not train:
+        return A.Compose([pad])
+    photometric = [
+        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.7),
+        A.RandomGamma(gamma_limit=(75, 133), p=0.3),
+    ]
+    if channels == 3:
+        photometric.append(A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=25, val_shift_limit=0, p=0.5))
+    photometric.append(
+        A.OneOf(
+            [A.GaussianBlur(blur_limit=(3, 5), p=1.0), A.GaussNoise(std_range=(0.01, 0.05), p=1.0)],
+            p=0.3,
+        )
+    )
+    return A.Compose(
+        [pad, A.RandomCrop(tile, tile), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(), *photometric]
+    )
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Reads sample windows, builds targets (1 building, 0 background, 255 ignored), augments, normalises.
+
+    Training windows are read with a margin of a quarter tile (kept inside their block) and
+    randomly cropped back to ``tile``, so each epoch sees shifted windows.
+    """
+
+    def __init__(self, sources: list[Source], samples: list[Sample], prep: Preprocessing, train: bool):
+        self.sources = sources
+        self.samples = samples
+        self.prep = prep
+        self.train = train
+        self.tile = prep.tile_size
+        self.transform = augmentation(prep.tile_size, len(prep.bands), train)
+        self._mean = np.asarray(prep.mean, dtype=np.float32)
+        self._std = np.asarray(prep.std, dtype=np.float32)
+        self._handles: dict[str, rasterio.io.DatasetReader] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _open(self, path: str):
+        h = self._handles.get(path)
+        if h is None:
+            h = self._handles[path] = rasterio.open(path)
+        return h
+
+    def _read_window(self, s: Sample) -> Window:
+        if not self.train:
+            return _win(s.window)
+        c, r, w, h = s.window
+        bc, br, bw, bh = s.block
+        m = self.tile // 4
+        c0, r0 = max(bc, c - m), max(br, r - m)
+        c1, r1 = min(bc + bw, c + w + m), min(br + bh, r + h + m)
+        return Window(c0, r0, c1 - c0, r1 - r0)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.samples[i]
+        source = self.sources[s.source]
+        src = self._open(source.image)
+        win = self._read_window(s)
+        data, valid = read_window(src, win, self.prep.bands)
+        if source.labels is not None:
+            target = source.labels.rasterize(window_transform(win, src.transform), (int(win.height), int(win.width)))
+        else:
+            m = self._open(source.mask)
+            raw = m.read(1, window=win)
+            target = (raw != 0).astype(np.uint8)
+            if m.nodata is not None:
+                target[raw == m.nodata] = IGNORE
+        target[~valid] = IGNORE
+        image = np.ascontiguousarray(data.transpose(1, 2, 0)) / np.float32(self.prep.scale)
+        out = self.transform(image=image.astype(np.float32), mask=target)
+        image = (out["image"] - self._mean) / self._std
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(out["mask"])
+
+
+def worker_init(worker_id: int) -> None:
+    """Seed numpy, random and the albumentations pipeline of each DataLoader worker from torch's seed,
+    which the DataLoader derives from the run's --seed, so runs repeat."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        info.dataset.transform.set_random_seed(seed)

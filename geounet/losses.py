@@ -1,0 +1,42 @@
+"""Segmentation losses on logits with an ignore value (no-data and padding pixels count for nothing)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = 255
+
+
+def _valid(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    valid = target != IGNORE
+    return valid, torch.where(valid, target, torch.zeros_like(target)).float()
+
+
+def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over valid pixels."""
+    valid, t = _valid(target)
+    per_px = F.binary_cross_entropy_with_logits(logits.float(), t, reduction="none")
+    return (per_px * valid).sum() / valid.sum().clamp(min=1)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice over the valid pixels of the whole batch (1 - Dice)."""
+    valid, t = _valid(target)
+    p = torch.sigmoid(logits.float()) * valid
+    t = t * valid
+    inter = (p * t).sum()
+    return 1 - (2 * inter + eps) / (p.sum() + t.sum() + eps)
+
+
+LOSSES = {
+    "bce": bce_loss,
+    "dice": dice_loss,
+    "bce+dice": lambda lo, t: bce_loss(lo, t) + dice_loss(lo, t),
+}
+
+
+def segmentation_loss(name: str):
+    """Loss function by name: ``bce``, ``dice`` or ``bce+dice``; logits (N,1,H,W), target (N,H,W) uint8."""
+    fn = LOSSES[name]
+    return lambda logits, target: fn(logits[:, 0], target)
