@@ -49,7 +49,7 @@ def cli(verbose: int, quiet: int) -> None:
 @click.option("--depth", type=click.IntRange(1, 8), default=4, show_default=True, help="Number of down blocks.")
 @tile_size_opt
 @batch_size_opt
-@click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True, help="Total epochs of the run.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs of the run  [default: 50; on --resume: the run's own].")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Wall-clock budget of the whole run.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, cosine decay).")
 @click.option("--loss", type=click.Choice(["bce+dice", "bce", "dice"]), default="bce+dice", show_default=True)

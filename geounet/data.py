@@ -31,6 +31,7 @@ from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, re
 from .windows import block_grid, spatial_split, training_windows
 
 IGNORE = 255
+MIN_BLOCKS = 5
 TILE_SUFFIXES = (".tif", ".tiff")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -168,12 +169,19 @@ def build_samples(
     """Cut sources into windows and split them spatially into training and validation.
 
     With explicit validation sources every window of those is validation; otherwise whole
-    blocks (or whole tiles) are held out, about ``val_fraction`` of the windows.
+    blocks (or whole tiles) are held out, about ``val_fraction`` of the windows. ``block``
+    is halved (down to ``tile``) while fewer than ``MIN_BLOCKS`` blocks hold data, so
+    small rasters can still be split.
     """
     sources = train_sources + val_sources
-    groups = []
-    for i, s in enumerate(train_sources):
-        groups.extend(_candidates(s, i, tile, block, min_valid))
+    # Halve the block until there are enough blocks to hold some out (small rasters).
+    while True:
+        groups = []
+        for i, s in enumerate(train_sources):
+            groups.extend(_candidates(s, i, tile, block, min_valid))
+        if val_sources or len(groups) >= MIN_BLOCKS or block // 2 < tile:
+            break
+        block //= 2
     if not groups:
         raise InputError(
             f"no {tile}x{tile} window with at least {min_valid:.0%} valid pixels in the training data"

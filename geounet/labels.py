@@ -41,8 +41,8 @@ class Labels:
         h, w = shape
         if self._sindex is None:
             self._sindex = self.geoms.sindex
-        x0, y0 = transform * (0, 0)
-        x1, y1 = transform * (w, h)
+        x0, y0 = transform @ (0, 0)
+        x1, y1 = transform @ (w, h)
         hits = self._sindex.query(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         out = np.zeros((h, w), dtype=np.uint8)
         if len(hits):

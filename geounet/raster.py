@@ -100,7 +100,7 @@ def pixel_size_m(src: rasterio.io.DatasetReader) -> float:
 def ground_pixel_size(crs, transform, width: int, height: int) -> float:
     """Ground size in metres of one pixel at the centre of a grid (see :func:`pixel_size_m`)."""
     cx, cy = width / 2.0, height / 2.0
-    pts = [transform * (cx, cy), transform * (cx + 1, cy), transform * (cx, cy + 1)]
+    pts = [transform @ (cx, cy), transform @ (cx + 1, cy), transform @ (cx, cy + 1)]
     if crs.is_geographic:
         lonlat = pts
     else:

@@ -9,6 +9,7 @@ validation counts are summed over ranks, and only rank 0 writes files.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import shutil
@@ -281,6 +282,8 @@ def _loader(ds: WindowDataset, cfg: TrainConfig, d: _Dist, train: bool, device: 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train a U-Net as ``cfg`` says, writing best.pt, last.pt, metrics.csv and curves.png to ``cfg.out_dir``."""
     d = _init_distributed(cfg.device)
+    if not d.main:
+        logger.setLevel(logging.WARNING)  # rank 0 speaks for the run
     try:
         return _train(cfg, d)
     finally:

@@ -9,7 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+from affine import Affine
 from shapely.geometry import box
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -35,7 +35,7 @@ def write_raster(path: Path, img: np.ndarray, *, crs="EPSG:32633", origin=(50000
                  valid: np.ndarray | None = None, dtype=None) -> Path:
     """Write a tiled GeoTIFF; ``valid`` (H, W bool) becomes an internal per-dataset mask."""
     count, h, w = img.shape
-    transform = from_origin(origin[0], origin[1], res, res)
+    transform = Affine(res, 0, origin[0], 0, -res, origin[1])
     profile = dict(driver="GTiff", height=h, width=w, count=count, dtype=dtype or img.dtype,
                    transform=transform, tiled=True, blockxsize=64, blockysize=64)
     if crs is not None:
@@ -52,8 +52,8 @@ def rect_polygons(rects, transform):
     """Rectangles in pixel coordinates -> shapely boxes in the raster's CRS."""
     polys = []
     for r0, c0, r1, c1 in rects:
-        x0, y0 = transform * (c0, r0)
-        x1, y1 = transform * (c1, r1)
+        x0, y0 = transform @ (c0, r0)
+        x1, y1 = transform @ (c1, r1)
         polys.append(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
     return polys
 
