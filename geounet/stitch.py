@@ -1,0 +1,171 @@
+"""Blending overlapping window predictions into one seamless probability map, a strip at a time.
+
+Weights
+-------
+Along each axis a window of ``n`` pixels gets a 1-D weight profile; the 2-D weight of a
+window is the outer product of its row and column profiles. On a side of the window that
+lies *inside* the raster the profile rises with a raised-cosine (Hann) ramp over the
+``overlap`` pixels nearest that side::
+
+    w(d) = sin^2( pi/2 * (d + 0.5) / overlap )   for d < overlap   (d: pixels from that side)
+    w(d) = 1                                      otherwise
+
+and on a side that lies on the raster border it stays at 1 (a border pixel is seen by one
+window only, so down-weighting it would only divide noise by a small number). Both ramps
+multiply when a window is short enough for them to meet.
+
+Why this shape:
+
+* Predictions near a window edge are the worst (the U-Net sees zero padding instead of
+  context), and the ramp gives them almost no weight (``w(0) ~ (pi/4/overlap)^2``),
+  so a seam cannot show: every pixel is dominated by the window that sees it deepest.
+* For neighbours exactly ``stride = size - overlap`` apart the two ramps are
+  ``cos^2`` and ``sin^2`` of the same angle, so they sum to 1: a cross-fade whose
+  result is smooth (the ramp has zero slope at both ends) and, inside the overlap,
+  never dominated by a window that sees the pixel from less than half the overlap.
+* The result is still normalised by the summed weights, which matters where the last
+  window is placed flush with the far edge and overlaps its neighbour by more.
+
+Normalisation without a weight buffer
+-------------------------------------
+Windows form a full grid (row offsets x column offsets), so the summed weight at pixel
+(y, x) is ``Sy[y] * Sx[x]`` with ``Sy``/``Sx`` the sums of the 1-D profiles: two vectors
+instead of a float map the size of the strip. Windows that are skipped because they are
+entirely no-data break the product only on pixels that are no-data themselves, which
+the caller zeroes with the validity mask anyway.
+
+Rolling strip
+-------------
+Windows arrive in row-major order. Once every window of window-row ``i`` has been added
+(or skipped), rows ``[r_i, r_{i+1})`` can receive nothing more: they are final, leave the
+accumulator and its buffer shifts up. The buffer holds ``min(size, height)`` rows of the
+full width, so memory depends on the raster width and the window size, not its height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .windows import axis_offsets
+
+
+def ramp(overlap: int) -> np.ndarray:
+    """The rising half of the blend: ``sin^2(pi/2 * (d + 0.5) / overlap)`` for ``d`` in ``[0, overlap)``."""
+    if overlap <= 0:
+        return np.ones(0, dtype=np.float64)
+    d = np.arange(overlap, dtype=np.float64)
+    return np.sin(0.5 * np.pi * (d + 0.5) / overlap) ** 2
+
+
+def profile(length: int, overlap: int, *, start_border: bool, end_border: bool) -> np.ndarray:
+    """1-D weights of a window of ``length`` pixels; ramps on the sides that are not on a raster border."""
+    w = np.ones(length, dtype=np.float64)
+    r = ramp(min(overlap, length))
+    if not start_border and r.size:
+        w[: r.size] *= r
+    if not end_border and r.size:
+        w[length - r.size :] *= r[::-1]
+    return w
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Window offsets along one axis, their weight profiles and the summed weight of every pixel."""
+
+    length: int
+    size: int  # window length on this axis: min(tile, length)
+    offsets: tuple[int, ...]
+    profiles: tuple[np.ndarray, ...]
+    total: np.ndarray  # summed weight per pixel, > 0 everywhere
+
+    @classmethod
+    def build(cls, length: int, tile: int, overlap: int) -> "AxisPlan":
+        if length < 1:
+            raise ValueError("axis length must be >= 1")
+        if not 0 <= overlap < tile:
+            raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
+        size = min(tile, length)
+        offsets = axis_offsets(length, size, tile - overlap) if length > tile else [0]
+        profiles, total = [], np.zeros(length, dtype=np.float64)
+        for o in offsets:
+            p = profile(size, overlap, start_border=o == 0, end_border=o + size >= length)
+            profiles.append(p.astype(np.float32))
+            total[o : o + size] += p
+        return cls(length, size, tuple(offsets), tuple(profiles), total)
+
+
+class StripStitcher:
+    """Accumulates weighted window probabilities and hands out rows as soon as they are final.
+
+    ``add(i, j, probs)`` takes the ``(size_y, size_x)`` probabilities of window (row index
+    ``i``, column index ``j``); ``skip(i, j)`` records a window that is not run. Windows
+    must come row by row (all of window-row ``i`` before any of ``i + 1``), in any
+    order within a row. :meth:`pop_final` yields ``(i, row0, probs)`` for every completed
+    window-row, in order, where ``probs`` are the normalised rows ``[row0, row0 + n)``.
+    """
+
+    def __init__(self, height: int, width: int, tile: int, overlap: int):
+        self.height, self.width = int(height), int(width)
+        self.rows = AxisPlan.build(self.height, tile, overlap)
+        self.cols = AxisPlan.build(self.width, tile, overlap)
+        self._inv_y = (1.0 / self.rows.total).astype(np.float32)
+        self._inv_x = (1.0 / self.cols.total).astype(np.float32)
+        self._buf = np.zeros((self.rows.size, self.width), dtype=np.float32)
+        self._base = 0  # raster row of buffer row 0
+        self._next = 0  # next window-row to hand out
+        self._done = [0] * len(self.rows.offsets)
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.rows.offsets) * len(self.cols.offsets)
+
+    def windows(self) -> Iterator[tuple[int, int, int, int]]:
+        """``(i, j, row_off, col_off)`` of every window in row-major order."""
+        for i, r in enumerate(self.rows.offsets):
+            for j, c in enumerate(self.cols.offsets):
+                yield i, j, r, c
+
+    def _check(self, i: int) -> None:
+        if i != self._next:
+            raise RuntimeError(f"window-row {i} arrived while row {self._next} is still open")
+
+    def add(self, i: int, j: int, probs: np.ndarray) -> None:
+        self._check(i)
+        r, c = self.rows.offsets[i], self.cols.offsets[j]
+        sy, sx = self.rows.size, self.cols.size
+        if probs.shape != (sy, sx):
+            raise ValueError(f"window probabilities have shape {probs.shape}, expected {(sy, sx)}")
+        w = self.rows.profiles[i][:, None] * self.cols.profiles[j][None, :]
+        self._buf[r - self._base : r - self._base + sy, c : c + sx] += probs * w
+        self._done[i] += 1
+
+    def skip(self, i: int, j: int) -> None:
+        self._check(i)
+        self._done[i] += 1
+
+    def pop_final(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(i, row0, probs)`` for each completed window-row, in order; probs are normalised float32."""
+        ncols = len(self.cols.offsets)
+        offsets = self.rows.offsets
+        while self._next < len(offsets) and self._done[self._next] == ncols:
+            i = self._next
+            row0 = offsets[i]
+            row1 = offsets[i + 1] if i + 1 < len(offsets) else self.height
+            n = row1 - row0
+            out = self._buf[:n] * self._inv_y[row0:row1, None]
+            out *= self._inv_x[None, :]
+            # shift the buffer up by n rows; rows below the last window stay zero
+            keep = self._buf.shape[0] - n
+            if keep > 0:
+                self._buf[:keep] = self._buf[n:]
+            self._buf[keep:] = 0.0
+            self._base = row1
+            self._next += 1
+            yield i, row0, out
+
+    @property
+    def finished(self) -> bool:
+        return self._next == len(self.rows.offsets)
