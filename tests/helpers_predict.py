@@ -22,7 +22,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # (crs, origin x, origin y, pixel size in CRS units): about 0.2-0.3 m ground pixels in each
 CRS_CASES = {
     "EPSG:4326": ("EPSG:4326", 85.52, 27.63, 2.0e-6),  # degrees, Banepa
-    "EPSG:3857": ("EPSG:3857", 4368223.0, -673868.0, 0.25),  # web-mercator, Zanzibar (lat -6)
+    "EPSG:3857": ("EPSG:3857", 261600.0, 6250000.0, 0.3),  # web-mercator, Paris (map metres = 1.5 ground m)
     "EPSG:32633": ("EPSG:32633", 500000.0, 4000000.0, 0.2),  # UTM 33N
     "EPSG:2263": ("EPSG:2263", 990000.0, 210000.0, 0.75),  # NY Long Island, US survey feet
 }
