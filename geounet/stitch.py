@@ -44,12 +44,13 @@ full width, so memory depends on the raster width and the window size, not its h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from .windows import axis_offsets
+from .windows import lattice_offsets
 
 
 def ramp(overlap: int) -> np.ndarray:
@@ -73,28 +74,44 @@ def profile(length: int, overlap: int, *, start_border: bool, end_border: bool) 
 
 @dataclass(frozen=True)
 class AxisPlan:
-    """Window offsets along one axis, their weight profiles and the summed weight of every pixel."""
+    """Window offsets along one axis, their weight profiles and the summed weight of every pixel.
+
+    Offsets lie on a lattice (see :func:`geounet.windows.lattice_offsets`): the first
+    window may start up to ``multiple - 1`` pixels before the raster and the last end up to
+    that far after it; :meth:`clip` gives the part of a window inside the raster.
+    """
 
     length: int
-    size: int  # window length on this axis: min(tile, length)
+    size: int  # window length on this axis
     offsets: tuple[int, ...]
-    profiles: tuple[np.ndarray, ...]
+    profiles: tuple[np.ndarray, ...]  # weights of the in-raster part of each window
     total: np.ndarray  # summed weight per pixel, > 0 everywhere
 
     @classmethod
-    def build(cls, length: int, tile: int, overlap: int) -> "AxisPlan":
+    def build(cls, length: int, tile: int, overlap: int, *, phase: int = 0, multiple: int = 1) -> "AxisPlan":
         if length < 1:
             raise ValueError("axis length must be >= 1")
         if not 0 <= overlap < tile:
             raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
-        size = min(tile, length)
-        offsets = axis_offsets(length, size, tile - overlap) if length > tile else [0]
+        if length + phase <= tile:  # one window: the axis plus the lattice phase, rounded up to the lattice
+            size = math.ceil((length + phase) / multiple) * multiple
+            offsets = [-phase]
+        else:
+            size = tile
+            offsets = lattice_offsets(length, tile, tile - overlap, phase, multiple)
         profiles, total = [], np.zeros(length, dtype=np.float64)
         for o in offsets:
-            p = profile(size, overlap, start_border=o == 0, end_border=o + size >= length)
+            a, b = max(o, 0), min(o + size, length)
+            p = profile(size, overlap, start_border=o <= 0, end_border=o + size >= length)[a - o : b - o]
             profiles.append(p.astype(np.float32))
-            total[o : o + size] += p
+            total[a:b] += p
         return cls(length, size, tuple(offsets), tuple(profiles), total)
+
+    def clip(self, k: int) -> tuple[int, int, int]:
+        """``(start, stop, skip)``: window ``k`` covers raster pixels ``[start, stop)``, beginning ``skip`` pixels into it."""
+        o = self.offsets[k]
+        start, stop = max(o, 0), min(o + self.size, self.length)
+        return start, stop, start - o
 
 
 class StripStitcher:
@@ -107,13 +124,14 @@ class StripStitcher:
     window-row, in order, where ``probs`` are the normalised rows ``[row0, row0 + n)``.
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int):
+    def __init__(self, height: int, width: int, tile: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
+                 multiple: int = 1):
         self.height, self.width = int(height), int(width)
-        self.rows = AxisPlan.build(self.height, tile, overlap)
-        self.cols = AxisPlan.build(self.width, tile, overlap)
+        self.rows = AxisPlan.build(self.height, tile, overlap, phase=phase[0], multiple=multiple)
+        self.cols = AxisPlan.build(self.width, tile, overlap, phase=phase[1], multiple=multiple)
         self._inv_y = (1.0 / self.rows.total).astype(np.float32)
         self._inv_x = (1.0 / self.cols.total).astype(np.float32)
-        self._buf = np.zeros((self.rows.size, self.width), dtype=np.float32)
+        self._buf = np.zeros((min(self.rows.size, self.height), self.width), dtype=np.float32)
         self._base = 0  # raster row of buffer row 0
         self._next = 0  # next window-row to hand out
         self._done = [0] * len(self.rows.offsets)
@@ -123,7 +141,7 @@ class StripStitcher:
         return len(self.rows.offsets) * len(self.cols.offsets)
 
     def windows(self) -> Iterator[tuple[int, int, int, int]]:
-        """``(i, j, row_off, col_off)`` of every window in row-major order."""
+        """``(i, j, row_off, col_off)`` of every window in row-major order (offsets may be negative)."""
         for i, r in enumerate(self.rows.offsets):
             for j, c in enumerate(self.cols.offsets):
                 yield i, j, r, c
@@ -133,13 +151,16 @@ class StripStitcher:
             raise RuntimeError(f"window-row {i} arrived while row {self._next} is still open")
 
     def add(self, i: int, j: int, probs: np.ndarray) -> None:
+        """Add window (i, j): ``probs`` covers the whole window, parts outside the raster are ignored."""
         self._check(i)
-        r, c = self.rows.offsets[i], self.cols.offsets[j]
         sy, sx = self.rows.size, self.cols.size
         if probs.shape != (sy, sx):
             raise ValueError(f"window probabilities have shape {probs.shape}, expected {(sy, sx)}")
+        r0, r1, ry = self.rows.clip(i)
+        c0, c1, cx = self.cols.clip(j)
         w = self.rows.profiles[i][:, None] * self.cols.profiles[j][None, :]
-        self._buf[r - self._base : r - self._base + sy, c : c + sx] += probs * w
+        inside = probs[ry : ry + r1 - r0, cx : cx + c1 - c0]
+        self._buf[r0 - self._base : r1 - self._base, c0:c1] += inside * w
         self._done[i] += 1
 
     def skip(self, i: int, j: int) -> None:
@@ -152,7 +173,7 @@ class StripStitcher:
         offsets = self.rows.offsets
         while self._next < len(offsets) and self._done[self._next] == ncols:
             i = self._next
-            row0 = offsets[i]
+            row0 = max(offsets[i], 0)
             row1 = offsets[i + 1] if i + 1 < len(offsets) else self.height
             n = row1 - row0
             out = self._buf[:n] * self._inv_y[row0:row1, None]

@@ -121,3 +121,50 @@ def spatial_split(weights: Sequence[float], val_fraction: float, seed: int = 0) 
         acc += weights[i]
     val_set = set(val)
     return sorted(int(i) for i in idx if i not in val_set), sorted(val)
+
+
+def lattice_phase(origin: float, pixel: float, multiple: int) -> int:
+    """How many pixels before the raster's first pixel the window lattice starts, in ``[0, multiple)``.
+
+    ``origin / pixel`` is the raster's first pixel counted on a grid anchored at coordinate 0
+    of its CRS, so two rasters cut from the same pixel grid (crops, tiles, shifted
+    extents) get lattices that coincide on the ground. Used so every window starts on the
+    same ``multiple`` (``2**depth``) lattice of ground pixels: a U-Net's max-pool grid then
+    falls on the same pixels whatever the extent, and its predictions do not change when
+    the raster is cropped a few pixels differently.
+    """
+    if multiple <= 1 or pixel == 0:
+        return 0
+    first = math.floor(origin / pixel + 0.5)
+    return int(first % multiple)
+
+
+def lattice_offsets(length: int, size: int, stride: int, phase: int = 0, multiple: int = 1) -> list[int]:
+    """Window offsets along an axis on a lattice: ``-phase + k * stride``, covering ``[0, length)``.
+
+    Like :func:`axis_offsets` with the first window starting ``phase`` pixels before the
+    raster and every offset on the ``multiple`` lattice (``stride`` must be a multiple of
+    ``multiple``). The last window is the first lattice position at or after
+    ``length - size``: flush with the far edge when it falls on the lattice, else
+    reaching at most ``multiple - 1`` pixels past it (those are padded, never output).
+    With ``phase=0, multiple=1`` this is exactly :func:`axis_offsets`.
+    """
+    if size < 1 or stride < 1 or multiple < 1:
+        raise ValueError("size, stride and multiple must be >= 1")
+    if stride > size:
+        raise ValueError("stride larger than size would leave gaps")
+    if stride % multiple or size % multiple:
+        raise ValueError("size and stride must be multiples of the lattice")
+    if not 0 <= phase < multiple:
+        raise ValueError("phase must be in [0, multiple)")
+    start = -phase
+    if length + phase <= size:
+        return [start]
+    last = start + math.ceil((length - size - start) / multiple) * multiple
+    offsets = []
+    o = start
+    while o < last:
+        offsets.append(o)
+        o += stride
+    offsets.append(last)
+    return offsets

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from geounet.stitch import AxisPlan, StripStitcher, profile, ramp
+from geounet.windows import axis_offsets, lattice_offsets, lattice_phase
 
 
 def test_ramp_is_a_smooth_cross_fade():
@@ -110,3 +111,49 @@ def test_windows_must_come_row_by_row():
 def test_bad_overlap_is_refused():
     with pytest.raises(ValueError):
         AxisPlan.build(100, 64, 64)
+
+
+@pytest.mark.parametrize("length,size,stride", [(1000, 256, 192), (1024, 256, 192), (256, 256, 192), (257, 256, 1), (5000, 512, 384)])
+def test_lattice_offsets_without_phase_are_the_flush_grid(length, size, stride):
+    assert lattice_offsets(length, size, stride) == axis_offsets(length, size, stride)
+
+
+@pytest.mark.parametrize("length", [700, 1000, 1003, 1536, 100])
+@pytest.mark.parametrize("phase", [0, 5, 15])
+def test_lattice_offsets_stay_on_the_lattice_and_cover_the_axis(length, phase):
+    offs = lattice_offsets(length, 256, 192, phase, 16)
+    assert offs[0] == -phase
+    assert all((o + phase) % 16 == 0 for o in offs)
+    assert all(b - a <= 192 for a, b in zip(offs, offs[1:]))  # never less overlap than asked
+    assert offs[-1] + 256 >= length and offs[-1] + 256 - length < 16 or length + phase <= 256
+
+
+def test_lattice_phase_follows_the_ground_not_the_extent():
+    m = 16
+    p0 = lattice_phase(500000.0, 0.2, m)
+    for d in (1, 7, 16, 23):
+        # a crop starting d pixels further right / further down has the same lattice on the ground
+        assert lattice_phase(500000.0 + d * 0.2, 0.2, m) == (p0 + d) % m
+        assert lattice_phase(4000000.0 - d * 0.2, -0.2, m) == (lattice_phase(4000000.0, -0.2, m) + d) % m
+    assert lattice_phase(123.4, 0.2, 1) == 0
+
+
+@pytest.mark.parametrize("phase", [(0, 0), (3, 11), (15, 1)])
+def test_windows_reaching_past_the_raster_are_clipped(phase):
+    rng = np.random.default_rng(1)
+    field = rng.random((300, 410)).astype(np.float32)
+    st = StripStitcher(300, 410, 128, 32, phase=phase, multiple=16)
+    assert st.rows.offsets[0] == -phase[0] and st.cols.offsets[0] == -phase[1]
+
+    def window(r, c, h, w):
+        out = np.full((h, w), np.nan, np.float32)  # outside the raster: must never reach the output
+        a, b = max(r, 0), min(r + h, 300)
+        e, f = max(c, 0), min(c + w, 410)
+        out[a - r : b - r, e - c : f - c] = field[a:b, e:f]
+        return out
+
+    out = _run(st, window)
+    np.testing.assert_allclose(out, field, rtol=1e-5, atol=1e-6)
+    small = StripStitcher(40, 30, 128, 32, phase=phase, multiple=16)
+    assert small.rows.size % 16 == 0 and small.rows.size >= 40 + phase[0]
+    np.testing.assert_allclose(_run(small, lambda r, c, h, w: np.full((h, w), 0.3, np.float32)), 0.3, rtol=1e-6)
