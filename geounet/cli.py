@@ -13,7 +13,7 @@ import click
 from . import __version__
 from .errors import GeounetError
 from .log import configure, logger
-from .options import batch_size_opt, device_opt, overwrite_opt, seed_opt, tile_size_opt
+from .options import batch_size_opt, device_opt, model_opt, overwrite_opt, seed_opt, tile_size_opt
 
 
 class _Group(click.Group):
@@ -53,6 +53,10 @@ def cli(verbose: int, quiet: int) -> None:
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Wall-clock budget of the whole run.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, cosine decay).")
 @click.option("--loss", type=click.Choice(["bce+dice", "bce", "dice"]), default="bce+dice", show_default=True)
+@click.option("--separation/--no-separation", default=True, show_default=True,
+              help="Also learn building borders and contact zones, so predict can split touching buildings.")
+@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Resample all inputs to this ground pixel size in metres (default: native).")
 @click.option("--bands", default=None, help="Comma-separated 1-based bands to read, e.g. 1,2,3 (default: all non-alpha bands).")
 @device_opt
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
@@ -71,6 +75,65 @@ def train(**kwargs) -> None:
         "best validation IoU %.4f (epoch %d); checkpoints in %s",
         result.best_iou, result.best_epoch, config.out_dir,
     )
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Vector file (.geojson, .gpkg, .fgb, .parquet); with several inputs, a folder.")
+@model_opt()
+@click.option("--probs", type=click.Path(), default=None,
+              help="Also write building probabilities (GeoTIFF, 0-255); a folder with several inputs.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True, help="Probability at or above which a pixel is building.")
+@tile_size_opt
+@click.option("--overlap", type=click.IntRange(min=0), default=None,
+              help="Pixels shared by neighbouring windows, blended smoothly (default: tile size / 4).")
+@batch_size_opt
+@device_opt
+@click.option("--min-area", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Drop buildings smaller than this many square metres (ground area).")
+@click.option("--simplify", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="Simplify outlines with this tolerance in metres (0: keep pixel edges).")
+@click.option("--wgs84", is_flag=True, default=False,
+              help="Write longitude/latitude (EPSG:4326, RFC 7946 GeoJSON) instead of the raster's CRS.")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]), default=None,
+              help="File format when OUTPUT is a folder (default: geojson).")
+@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
+@overwrite_opt
+def predict(**kwargs) -> None:
+    """Find buildings in INPUT rasters and write their footprints in the raster's CRS.
+
+    The raster is read window by window and the probabilities are stitched and
+    vectorised strip by strip, so rasters far larger than memory work. With several
+    INPUTs, OUTPUT is a folder and each input gets its own file; inputs whose file
+    exists are skipped unless --overwrite. Written paths are printed on stdout.
+    """
+    from .predict import PredictConfig, predict as run_predict
+
+    config = PredictConfig.from_cli(**kwargs)
+    result = run_predict(config)
+    for path in result.written:
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--raster", "rasters", multiple=True, type=click.Path(),
+              help="Raster of the pair at the same position: adds pixel IoU/precision/recall inside its valid area.")
+@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="IoU at which a predicted and a true footprint match.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(files: tuple[str, ...], rasters: tuple[str, ...], iou: float, as_json: bool) -> None:
+    """Score footprints: PRED TRUTH [PRED TRUTH ...] (object F1 at --iou, pixel scores with --raster)."""
+    from .evaluate import evaluate as run_evaluation
+    from .report import evaluation_json, evaluation_table
+
+    if len(files) % 2:
+        raise click.UsageError("give PRED TRUTH pairs: an even number of files")
+    pairs = [(files[i], files[i + 1]) for i in range(0, len(files), 2)]
+    results, pooled = run_evaluation(pairs, list(rasters) or None, iou)
+    click.echo(evaluation_json(results, pooled, iou) if as_json else evaluation_table(results, pooled))
 
 
 def main() -> None:

@@ -19,15 +19,23 @@ class ModelConfig:
 
     ``width`` is the number of channels of the first encoder block (the seed article
     uses 64; 16 or 32 are practical on CPU); each of the ``depth`` down blocks doubles
-    it. Inputs need sides that are multiples of ``2 ** depth``.
+    it. Inputs need sides that are multiples of ``2 ** depth``. ``outputs`` names the
+    output channels: channel 0 is always the building probability; models trained for
+    instance separation add ``border`` and ``contact`` (see :mod:`geounet.targets`).
     """
 
     in_channels: int = 3
     out_channels: int = 1
     width: int = 16
     depth: int = 4
+    outputs: tuple[str, ...] = ("building",)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        if len(self.outputs) != self.out_channels:
+            raise ValueError(f"outputs {self.outputs} do not match out_channels={self.out_channels}")
+        if self.outputs[0] != "building":
+            raise ValueError("the first output channel must be 'building'")
         if self.in_channels < 1 or self.out_channels < 1:
             raise ValueError("in_channels and out_channels must be >= 1")
         if self.width < 1:
@@ -41,7 +49,9 @@ class ModelConfig:
         return 2**self.depth
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["outputs"] = list(self.outputs)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
@@ -28,6 +30,7 @@ from .config import Preprocessing
 from .errors import InputError
 from .labels import Labels, read_labels
 from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
+from .targets import derive_targets, instances_from_mask
 from .windows import block_grid, spatial_split, training_windows
 
 IGNORE = 255
@@ -48,6 +51,7 @@ class Source:
     count: int = 0
     dtype: str = "uint8"
     pixel_size_m: float = 0.0
+    factor: float = 1.0  # source pixels per model pixel (1 = native; 2 = read 2x2 px as one)
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,19 @@ def check_consistent(sources: list[Source], bands: tuple[int, ...] | None) -> tu
     return tuple(bands)
 
 
+def set_pixel_size(sources: list[Source], pixel_size_m: float | None) -> None:
+    """Make every source read at ``pixel_size_m`` (resampling on the fly); None keeps native pixels."""
+    for s in sources:
+        s.factor = 1.0 if not pixel_size_m else pixel_size_m / s.pixel_size_m
+
+
 def _candidates(source: Source, index: int, tile: int, block: int, min_valid: float) -> list[list[Sample]]:
-    """Samples of one source grouped by block (one group per block that has any)."""
+    """Samples of one source grouped by block (one group per block that has any).
+
+    ``tile`` and ``block`` are in model pixels; windows are in source pixels.
+    """
+    tile = max(1, round(tile * source.factor))
+    block = max(tile, round(block * source.factor))
     with rasterio.open(source.image) as src:
         coarse, fy, fx = coarse_valid_mask(src)
     blocks = [Window(0, 0, source.width, source.height)] if source.mask else block_grid(source.height, source.width, block)
@@ -260,23 +275,38 @@ def augmentation(tile: int, channels: int, train: bool):
             p=0.3,
         )
     )
+    # Scale jitter (+-25%) and small rotations: other cameras and flight heights; no-data fill is ignored.
+    geometric = A.Affine(
+        scale=(0.8, 1.25), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE, p=0.5
+    )
     return A.Compose(
-        [pad, A.RandomCrop(tile, tile), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(), *photometric]
+        [pad, geometric, A.RandomCrop(tile, tile), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
+         *photometric]
     )
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    """Reads sample windows, builds targets (1 building, 0 background, 255 ignored), augments, normalises.
+    """Reads sample windows, builds targets (1 yes, 0 no, 255 ignored; one channel per model
+    output, see :mod:`geounet.targets`), augments, normalises.
 
     Training windows are read with a margin of a quarter tile (kept inside their block) and
-    randomly cropped back to ``tile``, so each epoch sees shifted windows.
+    randomly cropped back to ``tile``, so each epoch sees shifted windows. Sources with a
+    ``factor`` other than 1 are resampled to the model's pixel size as they are read.
     """
 
-    def __init__(self, sources: list[Source], samples: list[Sample], prep: Preprocessing, train: bool):
+    def __init__(
+        self,
+        sources: list[Source],
+        samples: list[Sample],
+        prep: Preprocessing,
+        train: bool,
+        outputs: tuple[str, ...] = ("building",),
+    ):
         self.sources = sources
         self.samples = samples
         self.prep = prep
         self.train = train
+        self.outputs = tuple(outputs)
         self.tile = prep.tile_size
         self.transform = augmentation(prep.tile_size, len(prep.bands), train)
         self._mean = np.asarray(prep.mean, dtype=np.float32)
@@ -302,30 +332,38 @@ class WindowDataset(torch.utils.data.Dataset):
             return _win(s.window)
         c, r, w, h = s.window
         bc, br, bw, bh = s.block
-        m = self.tile // 4
+        m = round(self.tile // 4 * self.sources[s.source].factor)
         c0, r0 = max(bc, c - m), max(br, r - m)
         c1, r1 = min(bc + bw, c + w + m), min(br + bh, r + h + m)
         return Window(c0, r0, c1 - c0, r1 - r0)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image (C, H, W) float32, target (outputs, H, W) uint8)."""
         s = self.samples[i]
         source = self.sources[s.source]
         src = self._open(source.image)
         win = self._read_window(s)
-        data, valid = read_window(src, win, self.prep.bands)
+        shape = (int(win.height), int(win.width))
+        if source.factor != 1.0:
+            shape = (max(1, round(win.height / source.factor)), max(1, round(win.width / source.factor)))
+        data, valid = read_window(src, win, self.prep.bands, out_shape=shape)
+        ignore = ~valid
         if source.labels is not None:
-            target = source.labels.rasterize(window_transform(win, src.transform), (int(win.height), int(win.width)))
+            tr = window_transform(win, src.transform) @ Affine.scale(win.width / shape[1], win.height / shape[0])
+            instances = source.labels.rasterize_instances(tr, shape)
         else:
             m = self._open(source.mask)
-            raw = m.read(1, window=win)
-            target = (raw != 0).astype(np.uint8)
+            raw = m.read(1, window=win, out_shape=shape, resampling=Resampling.nearest)
+            instances = instances_from_mask(raw != 0 if m.nodata is None else (raw != 0) & (raw != m.nodata))
             if m.nodata is not None:
-                target[raw == m.nodata] = IGNORE
-        target[~valid] = IGNORE
+                ignore |= raw == m.nodata
+        target = derive_targets(instances, self.outputs, self.prep.pixel_size_m)
+        target[ignore] = IGNORE
         image = np.ascontiguousarray(data.transpose(1, 2, 0)) / np.float32(self.prep.scale)
         out = self.transform(image=image.astype(np.float32), mask=target)
         image = (out["image"] - self._mean) / self._std
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(out["mask"])
+        mask = np.ascontiguousarray(out["mask"].transpose(2, 0, 1))
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(mask)
 
 
 def worker_init(worker_id: int) -> None:

@@ -38,16 +38,25 @@ class Labels:
 
     def rasterize(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
         """Burn the polygons intersecting a window into a uint8 mask (1 = building)."""
+        return (self.rasterize_instances(transform, shape) > 0).astype(np.uint8)
+
+    def rasterize_instances(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+        """Burn the polygons intersecting a window with one id each (int32, 0 = background).
+
+        Ids are 1 + the polygon's index, so the same building has the same id in every window.
+        """
         h, w = shape
         if self._sindex is None:
             self._sindex = self.geoms.sindex
         x0, y0 = transform @ (0, 0)
         x1, y1 = transform @ (w, h)
         hits = self._sindex.query(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-        out = np.zeros((h, w), dtype=np.uint8)
+        out = np.zeros((h, w), dtype=np.int32)
         if len(hits):
+            # Smaller polygons last, so a small building drawn over a large one keeps its pixels.
+            hits = sorted(hits, key=lambda i: -self.geoms.iloc[i].area)
             rasterize(
-                ((g, 1) for g in self.geoms.iloc[hits]),
+                ((self.geoms.iloc[i], int(i) + 1) for i in hits),
                 out_shape=(h, w),
                 transform=transform,
                 out=out,

@@ -36,7 +36,21 @@ LOSSES = {
 }
 
 
+AUX_WEIGHT = 0.5
+
+
 def segmentation_loss(name: str):
-    """Loss function by name: ``bce``, ``dice`` or ``bce+dice``; logits (N,1,H,W), target (N,H,W) uint8."""
+    """Loss by name (``bce``, ``dice`` or ``bce+dice``) over logits (N,C,H,W) and uint8 targets (N,C,H,W).
+
+    Channel 0 (building) has weight 1; auxiliary channels (border, contact) weight 0.5 each,
+    enough to teach the gaps between buildings without trading away the building mask.
+    """
     fn = LOSSES[name]
-    return lambda logits, target: fn(logits[:, 0], target)
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = fn(logits[:, 0], target[:, 0])
+        for c in range(1, logits.shape[1]):
+            total = total + AUX_WEIGHT * fn(logits[:, c], target[:, c])
+        return total
+
+    return loss

@@ -8,7 +8,9 @@ IGNORE = 255
 
 
 def confusion(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Counts ``[tp, fp, fn, tn]`` (float64) over valid pixels; logits (N,1,H,W), target (N,H,W)."""
+    """Counts ``[tp, fp, fn, tn]`` (float64) of the building channel over valid pixels;
+    logits (N,C,H,W), target (N,C,H,W)."""
+    target = target[:, 0]
     valid = target != IGNORE
     pred = torch.sigmoid(logits[:, 0].float()) >= threshold
     truth = target == 1

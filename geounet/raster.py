@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import rasterio
 from pyproj import Geod, Transformer
-from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -59,16 +59,26 @@ def has_validity_mask(src: rasterio.io.DatasetReader) -> bool:
     return any(MaskFlags.all_valid not in flags for flags in src.mask_flag_enums)
 
 
-def read_valid_mask(src: rasterio.io.DatasetReader, window: Window | None = None, *, boundless: bool = False) -> np.ndarray:
+def read_valid_mask(
+    src: rasterio.io.DatasetReader,
+    window: Window | None = None,
+    *,
+    boundless: bool = False,
+    out_shape: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Boolean validity of ``window``: True where the raster has data.
 
     Uses GDAL's dataset mask, which merges per-dataset mask bands, alpha and nodata.
-    Boundless reads mark pixels outside the raster invalid.
+    Boundless reads mark pixels outside the raster invalid. ``out_shape`` resamples
+    (nearest neighbour) to another grid.
     """
     if not has_validity_mask(src) and not boundless:
-        h, w = (src.height, src.width) if window is None else (int(window.height), int(window.width))
+        if out_shape is not None:
+            h, w = out_shape
+        else:
+            h, w = (src.height, src.width) if window is None else (int(window.height), int(window.width))
         return np.ones((h, w), dtype=bool)
-    return src.dataset_mask(window=window, boundless=boundless) > 0
+    return src.dataset_mask(window=window, boundless=boundless, out_shape=out_shape) > 0
 
 
 def coarse_valid_mask(src: rasterio.io.DatasetReader, max_side: int = 2048) -> tuple[np.ndarray, float, float]:
@@ -123,9 +133,22 @@ def check_bands(src: rasterio.io.DatasetReader, bands: Sequence[int], path: str 
 
 
 def read_window(
-    src: rasterio.io.DatasetReader, window: Window, bands: Sequence[int], *, boundless: bool = False
+    src: rasterio.io.DatasetReader,
+    window: Window,
+    bands: Sequence[int],
+    *,
+    boundless: bool = False,
+    out_shape: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``bands`` of ``window`` as float32 (C, H, W) plus its boolean validity (H, W)."""
-    data = src.read(list(bands), window=window, boundless=boundless, fill_value=0, out_dtype="float32")
-    valid = read_valid_mask(src, window, boundless=boundless)
+    """Read ``bands`` of ``window`` as float32 (C, H, W) plus its boolean validity (H, W).
+
+    With ``out_shape`` (H, W) the window is resampled to that grid: bilinear for the
+    image, nearest for the validity mask.
+    """
+    shape = None if out_shape is None else (len(bands), *out_shape)
+    data = src.read(
+        list(bands), window=window, boundless=boundless, fill_value=0, out_dtype="float32",
+        out_shape=shape, resampling=Resampling.bilinear,
+    )
+    valid = read_valid_mask(src, window, boundless=boundless, out_shape=out_shape)
     return data, valid

@@ -32,6 +32,7 @@ from .data import (
     check_consistent,
     compute_stats,
     raster_sources,
+    set_pixel_size,
     tile_sources,
     worker_init,
 )
@@ -42,6 +43,7 @@ from .losses import segmentation_loss
 from .metrics import confusion, scores
 from .model import build_model
 from .plot import plot_curves
+from .targets import OUTPUTS_PLAIN, OUTPUTS_SEPARATION
 
 RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "curves.png")
 CSV_FIELDS = (
@@ -74,6 +76,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     loss: str = "bce+dice"
+    separation: bool = True
+    pixel_size: float | None = None
     bands: tuple[int, ...] | None = None
     device: str = "auto"
     amp: bool = True
@@ -246,6 +250,7 @@ def _load_data(cfg: TrainConfig, seed: int) -> tuple[SampleSet, tuple[int, ...]]
         train_sources = raster_sources(cfg.rasters, cfg.labels)
         val_sources = raster_sources(cfg.val_rasters, cfg.val_labels) if cfg.val_rasters else []
     bands = check_consistent(train_sources + val_sources, cfg.bands)
+    set_pixel_size(train_sources + val_sources, cfg.pixel_size)
     samples = build_samples(
         train_sources, val_sources, tile=cfg.tile_size, block=cfg.block,
         val_fraction=0.0 if val_sources else cfg.val_fraction, seed=seed,
@@ -333,14 +338,16 @@ def _train(cfg: TrainConfig, d: _Dist) -> TrainResult:
     else:
         scale, mean, std = compute_stats(samples.sources, samples.train, bands, cfg.seed)
         psizes = [s.pixel_size_m for s in samples.sources]
-        if max(psizes) > 1.2 * min(psizes):
+        if not cfg.pixel_size and max(psizes) > 1.2 * min(psizes):
             logger.warning("training rasters differ in pixel size (%.3f to %.3f m)", min(psizes), max(psizes))
         prep = Preprocessing(
             bands=bands, scale=scale, mean=tuple(mean), std=tuple(std),
-            pixel_size_m=float(sum(psizes) / len(psizes)), tile_size=cfg.tile_size,
+            pixel_size_m=float(cfg.pixel_size or sum(psizes) / len(psizes)), tile_size=cfg.tile_size,
             dtype=samples.sources[0].dtype,
         )
-        mcfg = ModelConfig(in_channels=len(bands), out_channels=1, width=cfg.width, depth=cfg.depth)
+        outputs = OUTPUTS_SEPARATION if cfg.separation else OUTPUTS_PLAIN
+        mcfg = ModelConfig(in_channels=len(bands), out_channels=len(outputs), width=cfg.width, depth=cfg.depth,
+                           outputs=outputs)
         model = build_model(mcfg)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -371,9 +378,9 @@ def _train(cfg: TrainConfig, d: _Dist) -> TrainResult:
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    train_ds = WindowDataset(samples.sources, samples.train, prep, train=True)
+    train_ds = WindowDataset(samples.sources, samples.train, prep, train=True, outputs=mcfg.outputs)
     val_samples = samples.val[d.rank :: d.world]
-    val_ds = WindowDataset(samples.sources, val_samples, prep, train=False)
+    val_ds = WindowDataset(samples.sources, val_samples, prep, train=False, outputs=mcfg.outputs)
     train_dl = _loader(train_ds, cfg, d, True, device, cfg.seed + state["epoch"])
     val_dl = _loader(val_ds, cfg, d, False, device, cfg.seed) if len(val_ds) else None
     loss_fn = segmentation_loss(cfg.loss)

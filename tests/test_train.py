@@ -113,7 +113,26 @@ def test_nodata_windows_are_skipped_and_ignored_in_targets(tmp_path):
 
     ds = WindowDataset(s.sources, [Sample(0, (96, 0, 64, 64), (0, 0, 256, 256))], Preprocessing(tile_size=64), train=False)
     _, target = ds[0]
-    assert (target[:, :32] == IGNORE).all() and (target[:, 32:] != IGNORE).all()
+    assert (target[:, :, :32] == IGNORE).all() and (target[:, :, 32:] != IGNORE).all()
+
+
+def test_pixel_size_resamples_and_plain_mask_option(scene, tmp_path):
+    tif, labels = scene  # 0.2 m pixels
+    out = tmp_path / "run"
+    res = run(train_args(tif, labels, out, "--epochs", "1", "--pixel-size", "0.4", "--no-separation"))
+    assert res.exit_code == 0, res.output
+    _, info = geounet.load_model(out / "best.pt")
+    assert info.preprocessing.pixel_size_m == 0.4
+    assert info.model.outputs == ("building",) and info.model.out_channels == 1
+    sources = raster_sources([str(tif)], [str(labels)])
+    from geounet.data import set_pixel_size
+
+    set_pixel_size(sources, 0.4)
+    s = build_samples(sources, [], tile=64, block=64, val_fraction=0.0, seed=0)
+    assert all(x.window[2] == 128 for x in s.train)  # 64 model px = 128 source px
+    ds = WindowDataset(s.sources, s.train, info.preprocessing, train=False)
+    image, target = ds[0]
+    assert image.shape == (3, 64, 64) and target.shape == (1, 64, 64)
 
 
 def test_uint16_four_band_imagery(tmp_path):
@@ -325,8 +344,9 @@ def test_two_process_gloo_ddp(scene, tmp_path):
     assert [int(x["epoch"]) for x in rows(out)] == [1, 2]
     sd = read_checkpoint(out / "best.pt")["state_dict"]
     assert not any(k.startswith("module.") for k in sd)
-    model, _ = geounet.load_model(out / "best.pt")
-    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+    model, info = geounet.load_model(out / "best.pt")
+    assert info.model.outputs == ("building", "border", "contact")
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
 # ---------------------------------------------------------------- real data
