@@ -60,7 +60,9 @@ def scene(size=(256, 256), rects=((40, 40, 90, 100), (150, 120, 200, 230)), seed
     h, w = size
     img = rng.normal(60, 10, size=(3, h, w))
     for r0, c0, r1, c1 in rects:
-        img[:, r0:r1, c0:c1] = rng.normal(200, 10, size=(3, r1 - r0, c1 - c0))
+        r1, c1 = min(r1, h), min(c1, w)
+        if r1 > r0 and c1 > c0:
+            img[:, r0:r1, c0:c1] = rng.normal(200, 10, size=(3, r1 - r0, c1 - c0))
     return img.clip(0, 255).astype(np.uint8)
 
 

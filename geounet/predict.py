@@ -1,0 +1,749 @@
+"""Streaming sliding-window inference: raster -> windows -> model -> stitched strips -> polygons -> file.
+
+Three threads work at once so the model is never kept waiting:
+
+* a **reader** opens its own handle on the raster and reads full-width strips of rows,
+  aligned to the file's block rows so every compressed block is decoded once; it reads
+  the validity mask alongside, skips windows that are entirely no-data, normalises the
+  rest with the checkpoint's bands and statistics straight into channels-last (and, on
+  CUDA, pinned) batch tensors, and queues them;
+* the **main thread** runs the model (``torch.inference_mode``, autocast, channels-last,
+  non-blocking copies on CUDA) and blends the windows into a :class:`~geounet.stitch.StripStitcher`,
+  which releases rows as soon as no later window can touch them; those rows are
+  multiplied by the validity mask (no-data gets probability 0);
+* a **writer** writes the final rows to ``--probs`` (tiled, compressed GeoTIFF with the
+  source CRS and transform, written whole block-rows at a time) and feeds them to the
+  :class:`~geounet.vectorize.StripVectorizer`, whose finished buildings go to a
+  :class:`~geounet.vector_io.VectorWriter`.
+
+Nothing holds more than a few strips of rows, so memory depends on the raster's width and
+the window size, not on its height. Every output is written under a temporary name in its
+own folder and renamed only when complete; on any error or Ctrl-C the temporary files are
+removed and existing outputs are left as they were.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+from tqdm import tqdm
+
+from .config import CheckpointInfo
+from .device import autocast, resolve_device
+from .errors import CheckpointError, ConfigError, GeounetError, InputError
+from .log import logger, progress_enabled
+from .raster import check_bands, has_validity_mask, open_raster, pixel_size_m, read_valid_mask
+from .stitch import StripStitcher
+from .windows import lattice_phase
+from .vector_io import FORMATS, VectorWriter, check_vector_format, check_writable, temp_path
+from .vectorize import StripVectorizer, VectorizeOptions
+
+__all__ = [
+    "PredictConfig",
+    "PredictResult",
+    "RasterResult",
+    "RunOptions",
+    "predict",
+    "predict_raster",
+    "default_tile_size",
+    "default_overlap",
+]
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MIN_AREA_M2 = 2.0
+DEFAULT_SIMPLIFY_M = 0.2
+SPECK_M2 = 1.0  # regions (buildings or holes) smaller than this are sieved away before polygonising
+SIEVE_MAX_PX = 256
+MIN_TILE = 512  # windows at least this big: less overlap overhead per pixel, same speed per pixel
+PROBS_BLOCK = 256
+GDAL_CACHE_MB = 64
+
+
+def default_tile_size(info: CheckpointInfo) -> int:
+    """``max(training tile, 512)`` rounded up to a multiple of ``2**depth`` (see docs/benchmarks.md)."""
+    m = info.model.multiple
+    t = max(int(info.preprocessing.tile_size), MIN_TILE)
+    return int(math.ceil(t / m) * m)
+
+
+def default_overlap(tile: int, multiple: int = 1) -> int:
+    """A quarter of the window on the model's lattice: a 128 px cross-fade at 512 (see docs/benchmarks.md)."""
+    return (tile // 4) // multiple * multiple
+
+
+def default_batch_size(device: torch.device) -> int:
+    return 8 if device.type == "cuda" else 1
+
+
+@dataclass
+class PredictConfig:
+    """Everything ``geounet predict`` needs; ``None`` means "the default for this model/device"."""
+
+    inputs: Sequence[str | os.PathLike]
+    output: str | os.PathLike
+    model_path: str | os.PathLike | None = None
+    probs: str | os.PathLike | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    min_area: float = DEFAULT_MIN_AREA_M2
+    simplify: float = DEFAULT_SIMPLIFY_M
+    wgs84: bool = False
+    fmt: str | None = None  # output format when OUTPUT is a folder: geojson, gpkg, fgb, parquet
+    amp: bool = True
+    overwrite: bool = False
+    progress: bool | None = None  # default: when logging is not quiet
+
+    @classmethod
+    def from_cli(cls, **kw) -> "PredictConfig":
+        return cls(
+            inputs=tuple(kw["inputs"]),
+            output=kw["output"],
+            model_path=kw.get("model_path"),
+            probs=kw.get("probs"),
+            threshold=kw.get("threshold", DEFAULT_THRESHOLD),
+            tile_size=kw.get("tile_size"),
+            overlap=kw.get("overlap"),
+            batch_size=kw.get("batch_size"),
+            device=kw.get("device", "auto"),
+            min_area=kw.get("min_area", DEFAULT_MIN_AREA_M2),
+            simplify=kw.get("simplify", DEFAULT_SIMPLIFY_M),
+            wgs84=kw.get("wgs84", False),
+            fmt=kw.get("fmt"),
+            amp=kw.get("amp", True),
+            overwrite=kw.get("overwrite", False),
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Resolved settings for one raster (no ``None`` left)."""
+
+    tile: int
+    overlap: int
+    batch_size: int
+    threshold: float = DEFAULT_THRESHOLD
+    min_area: float = DEFAULT_MIN_AREA_M2
+    simplify: float = DEFAULT_SIMPLIFY_M
+    wgs84: bool = False
+    amp: bool = True
+    overwrite: bool = False
+    progress: bool = False
+
+
+@dataclass
+class RasterResult:
+    input: Path
+    output: Path
+    probs: Path | None = None
+    skipped: bool = False
+    n_polygons: int = 0
+    windows: int = 0
+    windows_run: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+
+
+@dataclass
+class PredictResult:
+    rasters: list[RasterResult] = field(default_factory=list)
+
+    @property
+    def written(self) -> list[Path]:
+        return [r.output for r in self.rasters if not r.skipped]
+
+    @property
+    def skipped(self) -> list[Path]:
+        return [r.input for r in self.rasters if r.skipped]
+
+
+# --------------------------------------------------------------------------------------
+# checks and planning
+
+
+def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.device) -> RunOptions:
+    """Fill in the defaults and refuse a tile size or overlap that does not fit the model."""
+    m = info.model.multiple
+    tile = int(config.tile_size) if config.tile_size is not None else default_tile_size(info)
+    if tile < m or tile % m:
+        raise ConfigError(f"--tile-size {tile} must be a positive multiple of {m} (2**depth of this model)", info.path)
+    overlap = int(config.overlap) if config.overlap is not None else default_overlap(tile, m)
+    if not 0 <= overlap < tile or overlap % m:
+        raise ConfigError(
+            f"--overlap {overlap} must be a multiple of {m} (2**depth of this model) from 0 to below the tile size {tile}",
+            info.path,
+        )
+    if not 0.0 < config.threshold < 1.0:
+        raise ConfigError(f"--threshold {config.threshold} must be between 0 and 1")
+    if config.min_area < 0 or config.simplify < 0:
+        raise ConfigError("--min-area and --simplify must not be negative")
+    batch = int(config.batch_size) if config.batch_size else default_batch_size(device)
+    progress = progress_enabled() if config.progress is None else bool(config.progress)
+    return RunOptions(
+        tile=tile, overlap=overlap, batch_size=batch, threshold=float(config.threshold),
+        min_area=float(config.min_area), simplify=float(config.simplify), wgs84=bool(config.wgs84),
+        amp=bool(config.amp), overwrite=bool(config.overwrite), progress=progress,
+    )
+
+
+def check_model(info: CheckpointInfo) -> None:
+    if info.model.out_channels != 1:
+        raise CheckpointError(
+            f"model has {info.model.out_channels} output channels; geounet predict needs a one-channel building model",
+            info.path,
+        )
+    if len(info.preprocessing.bands) != info.model.in_channels:
+        raise CheckpointError(
+            f"checkpoint reads {len(info.preprocessing.bands)} band(s) but its model takes {info.model.in_channels} channel(s)",
+            info.path,
+        )
+
+
+def _dtype_fits(raster_dtype: str, model_dtype: str) -> bool:
+    if raster_dtype == model_dtype:
+        return True
+    floats = {"float32", "float64"}
+    return raster_dtype in floats and model_dtype in floats
+
+
+def check_raster(src, info: CheckpointInfo, path) -> None:
+    """Refuse a raster whose bands or data type the checkpoint cannot use (its CRS is checked on open)."""
+    prep = info.preprocessing
+    check_bands(src, prep.bands, os.fspath(path))
+    dtypes = {src.dtypes[b - 1] for b in prep.bands}
+    bad = [d for d in sorted(dtypes) if not _dtype_fits(d, prep.dtype)]
+    if bad:
+        raise InputError(
+            f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery "
+            f"(divided by {prep.scale:g}); convert it to {prep.dtype} first",
+            path,
+        )
+
+
+@dataclass
+class _Job:
+    input: Path
+    output: Path
+    probs: Path | None
+    skip: bool = False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def plan_jobs(config: PredictConfig) -> list[_Job]:
+    """Decide each input's outputs, which ones to skip, and refuse outputs that cannot be written."""
+    inputs = [Path(p) for p in config.inputs]
+    if not inputs:
+        raise ConfigError("no input raster given")
+    output = Path(config.output)
+    probs = Path(config.probs) if config.probs is not None else None
+    ext = None
+    if config.fmt:
+        ext = "." + config.fmt.lower().lstrip(".")
+        if ext not in FORMATS:
+            raise ConfigError(f"unknown --format '{config.fmt}'; use one of {', '.join(e[1:] for e in FORMATS)}")
+    single_file = output.suffix.lower() in FORMATS
+    if single_file and len(inputs) > 1:
+        raise ConfigError("with several inputs, -o/--output must be a folder (each input gets its own file)", output)
+    if not single_file and output.suffix and not output.is_dir():
+        raise ConfigError(f"unsupported output format '{output.suffix}'; use one of {', '.join(FORMATS)}", output)
+    jobs: list[_Job] = []
+    if single_file:
+        if ext and ext != output.suffix.lower():
+            raise ConfigError(f"--format {config.fmt} does not match the output extension", output)
+        check_vector_format(output)
+        if probs is not None and probs.suffix.lower() not in (".tif", ".tiff"):
+            raise ConfigError("--probs must name a GeoTIFF (.tif) file", probs)
+        jobs.append(_Job(inputs[0], output, probs))
+    else:
+        ext = ext or ".geojson"
+        if probs is not None and probs.suffix.lower() in (".tif", ".tiff"):
+            raise ConfigError("with an output folder, --probs must be a folder too", probs)
+        for folder in [output] + ([probs] if probs is not None else []):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError("output folder is a file", folder)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GeounetError(f"cannot create output folder ({exc.strerror or exc})", folder) from None
+        seen: dict[str, Path] = {}
+        for inp in inputs:
+            stem = inp.stem
+            if stem in seen:
+                raise ConfigError(f"inputs {seen[stem]} and {inp} would both write {stem}{ext}", output)
+            seen[stem] = inp
+            out = output / f"{stem}{ext}"
+            pr = probs / f"{stem}_probs.tif" if probs is not None else None
+            jobs.append(_Job(inp, out, pr, skip=out.exists() and not config.overwrite))
+        check_vector_format(output / f"x{ext}")
+    for job in jobs:
+        for out in [job.output, job.probs]:
+            if out is None:
+                continue
+            for inp in inputs:
+                if _same_file(out, inp):
+                    raise ConfigError("output would overwrite an input raster", out)
+        if job.skip:
+            continue
+        check_writable(job.output, config.overwrite)
+        if job.probs is not None:
+            check_writable(job.probs, config.overwrite)
+    return jobs
+
+
+# --------------------------------------------------------------------------------------
+# the pipeline
+
+
+class _Stop(Exception):
+    """Raised inside a worker thread when the pipeline is being torn down."""
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+class _Reader(threading.Thread):
+    """Reads strips, cuts windows, normalises them into batches; see the module docstring."""
+
+    def __init__(self, path: Path, stitcher: StripStitcher, info: CheckpointInfo, batch: int, pin: bool,
+                 out: queue.Queue, stop: threading.Event):
+        super().__init__(name="geounet-reader", daemon=True)
+        self.path, self.st, self.info, self.batch, self.pin = path, stitcher, info, batch, pin
+        self.out, self.stop = out, stop
+        prep = info.preprocessing
+        std = np.asarray(prep.std, np.float32)
+        self.mul = (1.0 / (np.float32(prep.scale) * std))[:, None, None].astype(np.float32)
+        self.add = (-np.asarray(prep.mean, np.float32) / std)[:, None, None].astype(np.float32)
+        self.th, self.tw = stitcher.rows.size, stitcher.cols.size  # multiples of 2**depth
+
+    def run(self) -> None:
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(self.path) as src:
+                self._loop(src)
+            _put(self.out, ("end",), self.stop)
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the main thread, which raises it
+            try:
+                _put(self.out, ("error", exc), self.stop)
+            except _Stop:
+                pass
+
+    def _new_batch(self) -> torch.Tensor:
+        c = len(self.info.preprocessing.bands)
+        t = torch.empty((self.batch, self.th, self.tw, c), dtype=torch.float32, pin_memory=self.pin)
+        return t.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
+
+    def _loop(self, src) -> None:
+        bands = list(self.info.preprocessing.bands)
+        H, W = src.height, src.width
+        th, tw = self.th, self.tw
+        has_mask = has_validity_mask(src)
+        bh = src.block_shapes[0][0] if src.block_shapes else 1
+        if bh > 2048:
+            bh = 1
+        raw = np.empty((len(bands), 0, W), dtype=src.dtypes[bands[0] - 1])
+        valid = np.empty((0, W), dtype=bool)
+        buf0 = 0  # raster row of buffer row 0
+        rows, cols = self.st.rows, self.st.cols
+        for i, r in enumerate(rows.offsets):
+            if self.stop.is_set():
+                raise _Stop
+            r0, r1, _ = rows.clip(i)  # raster rows this window-row covers
+            if r0 > buf0:  # drop rows no window needs any more
+                raw, valid, buf0 = raw[:, r0 - buf0 :], valid[r0 - buf0 :], r0
+            end = buf0 + raw.shape[1]
+            if end < r1:  # read whole block-rows, so each compressed block is decoded once
+                stop_row = min(H, max(r1, math.ceil(r1 / bh) * bh))
+                win = Window(0, end, W, stop_row - end)
+                new = src.read(bands, window=win)
+                newv = read_valid_mask(src, win) if has_mask else np.ones((stop_row - end, W), dtype=bool)
+                raw = np.concatenate([raw, new], axis=1)
+                valid = np.concatenate([valid, newv], axis=0)
+            nxt = rows.offsets[i + 1] if i + 1 < len(rows.offsets) else H
+            _put(self.out, ("valid", i, valid[: nxt - r0].copy()), self.stop)
+            pad_rows = (r0 - r, r + th - r1)
+            batch, ids = None, []
+            for j in range(len(cols.offsets)):
+                c0, c1, _ = cols.clip(j)
+                c = cols.offsets[j]
+                if not valid[: r1 - r0, c0:c1].any():
+                    _put(self.out, ("skip", i, j), self.stop)
+                    continue
+                x = raw[:, : r1 - r0, c0:c1].astype(np.float32)
+                x *= self.mul
+                x += self.add
+                pad_cols = (c0 - c, c + tw - c1)
+                if any(pad_rows) or any(pad_cols):  # window reaches past the raster: mirror its pixels
+                    x = np.pad(x, ((0, 0), pad_rows, pad_cols), mode="symmetric")
+                if batch is None:
+                    batch = self._new_batch()
+                batch[len(ids)].copy_(torch.from_numpy(x))
+                ids.append((i, j))
+                if len(ids) == self.batch:
+                    _put(self.out, ("batch", ids, batch), self.stop)
+                    batch, ids = None, []
+            if ids:  # batches never span window-rows, so rows complete in order
+                _put(self.out, ("batch", ids, batch[: len(ids)]), self.stop)
+
+
+class _ProbWriter:
+    """Probabilities as a tiled DEFLATE GeoTIFF, uint8 0-255 (scale 1/255), no-data in an internal mask."""
+
+    def __init__(self, path: Path, profile: dict, with_mask: bool):
+        self.path = path
+        self.tmp = temp_path(path, "tmp", ".tif")
+        self.with_mask = with_mask
+        self.width, self.height = profile["width"], profile["height"]
+        self.profile = dict(
+            driver="GTiff", width=self.width, height=self.height, count=1, dtype="uint8",
+            crs=profile["crs"], transform=profile["transform"], tiled=True, blockxsize=PROBS_BLOCK,
+            blockysize=PROBS_BLOCK, compress="deflate", predictor=2, BIGTIFF="IF_SAFER",
+        )
+        self.dst = None
+        self._p = np.zeros((0, self.width), np.uint8)
+        self._v = np.zeros((0, self.width), np.uint8)
+        self._row = 0  # first raster row held in the buffer
+
+    def open(self) -> None:
+        self.dst = rasterio.open(self.tmp, "w", **self.profile)
+        self.dst.scales = (1.0 / 255.0,)
+        self.dst.set_band_description(1, "building probability x 255")
+
+    def write_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+        self._p = np.concatenate([self._p, np.rint(probs * 255.0).astype(np.uint8)])
+        self._v = np.concatenate([self._v, valid.astype(np.uint8) * 255])
+        self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        n = self._p.shape[0]
+        take = n if final else (n // PROBS_BLOCK) * PROBS_BLOCK
+        if take == 0:
+            return
+        win = Window(0, self._row, self.width, take)
+        self.dst.write(self._p[:take][None], window=win)
+        if self.with_mask:
+            self.dst.write_mask(self._v[:take], window=win)
+        self._p, self._v = self._p[take:], self._v[take:]
+        self._row += take
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self.dst.close()
+        self.dst = None
+
+    def commit(self) -> Path:
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self.dst is not None:
+            try:
+                self.dst.close()
+            except Exception:  # noqa: BLE001 - best effort while cleaning up
+                pass
+            self.dst = None
+        for p in (self.tmp, Path(f"{self.tmp}.msk"), Path(f"{self.tmp}.aux.xml")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class _Writer(threading.Thread):
+    """Consumes final strips: probabilities GeoTIFF and vectoriser."""
+
+    def __init__(self, inbox: queue.Queue, stop: threading.Event, vectorizer: StripVectorizer,
+                 probs: _ProbWriter | None):
+        super().__init__(name="geounet-writer", daemon=True)
+        self.inbox, self.stop, self.vec, self.probs = inbox, stop, vectorizer, probs
+        self.error: BaseException | None = None
+        self.done = False
+
+    def run(self) -> None:
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_TIFF_INTERNAL_MASK=True):
+                if self.probs is not None:
+                    self.probs.open()
+                while True:
+                    try:
+                        item = self.inbox.get(timeout=0.1)
+                    except queue.Empty:
+                        if self.stop.is_set():
+                            return
+                        continue
+                    if item is None:
+                        break
+                    row0, p, v = item
+                    if self.probs is not None:
+                        self.probs.write_rows(row0, p, v)
+                    self.vec.add_rows(row0, p, v)
+                self.vec.finish()
+                if self.probs is not None:
+                    self.probs.close()
+            self.done = True
+        except BaseException as exc:  # raised again by the main thread
+            self.error = exc
+
+
+def _send(q: queue.Queue, item, writer: _Writer, output: Path) -> None:
+    while True:
+        if writer.error is not None:
+            _reraise(writer.error, output, "write output")
+        if not writer.is_alive():
+            raise RuntimeError("writer thread stopped")
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _gdal_reason(exc: BaseException) -> str:
+    """The most specific line of a rasterio error chain ("Read failed" -> the GDAL block error)."""
+    seen, reason = set(), ""
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc.args[-1] if exc.args and not isinstance(exc, RasterioError) else exc).strip()
+        if text:
+            reason = text.splitlines()[0]
+        exc = exc.__cause__ or exc.__context__
+    return reason[:200]
+
+
+def _reraise(exc: BaseException, path: Path, what: str):
+    if isinstance(exc, (GeounetError, KeyboardInterrupt)):
+        raise exc
+    if isinstance(exc, RasterioError):
+        raise InputError(f"cannot {what} ({_gdal_reason(exc) or type(exc).__name__})", path) from None
+    if isinstance(exc, OSError):
+        raise GeounetError(f"cannot {what} ({exc.strerror or exc})", getattr(exc, "filename", None) or path) from None
+    raise exc
+
+
+def vectorize_options(src, options: RunOptions) -> VectorizeOptions:
+    """Per-raster pixel settings: the sieve size and simplify tolerance in pixels of this raster."""
+    px = pixel_size_m(src)
+    sieve_px = int(min(SIEVE_MAX_PX, max(2, round(SPECK_M2 / (px * px)))))
+    return VectorizeOptions(
+        threshold=options.threshold, sieve_px=sieve_px, simplify_px=options.simplify / px,
+        min_area_m2=options.min_area,
+    )
+
+
+def predict_raster(
+    model: torch.nn.Module,
+    info: CheckpointInfo,
+    input_path: str | os.PathLike,
+    output: str | os.PathLike,
+    options: RunOptions,
+    *,
+    probs: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+) -> RasterResult:
+    """Run ``model`` over one raster and write its buildings to ``output`` (and probabilities to ``probs``).
+
+    ``model`` maps a (B, C, H, W) float batch to (B, 1, H, W) logits; ``info`` gives its
+    bands and normalisation. Outputs are checked (exist/writable) by the caller,
+    :func:`predict`; here they are only ever created through temporary files.
+    """
+    t_start = time.perf_counter()
+    device = torch.device(device)
+    input_path, output = Path(input_path), Path(output)
+    probs = Path(probs) if probs is not None else None
+    with open_raster(input_path) as src:
+        check_raster(src, info, input_path)
+        H, W = src.height, src.width
+        profile = {"width": W, "height": H, "crs": src.crs, "transform": src.transform}
+        with_mask = has_validity_mask(src)
+        vopt = vectorize_options(src, options)
+        crs, transform = src.crs, src.transform
+        model_px = info.preprocessing.pixel_size_m
+        px = pixel_size_m(src)
+        if model_px and not (1 / 1.5 <= px / model_px <= 1.5):
+            logger.warning(
+                "%s: pixels are %.3f m but the model was trained at %.3f m; results may be poor "
+                "(resample the raster to about %.2f m)", input_path, px, model_px, model_px,
+            )
+
+    m = info.model.multiple
+    if transform.b == 0 and transform.d == 0:
+        phase = (lattice_phase(transform.f, transform.e, m), lattice_phase(transform.c, transform.a, m))
+    else:  # rotated grid: no CRS-anchored lattice, start at the raster's corner
+        phase = (0, 0)
+    stitcher = StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m)
+    vec_writer = VectorWriter(output, crs, wgs84=options.wgs84)
+    stop = threading.Event()
+
+    def emit(geoms, area, score):
+        if stop.is_set():  # torn down: never write into temporary files that are being removed
+            raise _Stop
+        vec_writer.write(geoms, area, score)
+
+    vectorizer = StripVectorizer(H, W, transform, crs, vopt, emit)
+    prob_writer = _ProbWriter(probs, profile, with_mask) if probs is not None else None
+    windows_q: queue.Queue = queue.Queue(maxsize=4)
+    strips_q: queue.Queue = queue.Queue(maxsize=4)
+    pin = device.type == "cuda"
+    reader = _Reader(input_path, stitcher, info, options.batch_size, pin, windows_q, stop)
+    writer = _Writer(strips_q, stop, vectorizer, prob_writer)
+    result = RasterResult(input=input_path, output=output, probs=probs, windows=stitcher.n_windows, pixels=H * W)
+    bar = tqdm(total=stitcher.n_windows, desc=input_path.name, unit="win", file=sys.stderr,
+               disable=not options.progress, leave=False, dynamic_ncols=True)
+    committed = False
+    model_time = 0.0
+    try:
+        writer.start()
+        reader.start()
+        valid_rows: dict[int, np.ndarray] = {}
+        with torch.inference_mode():
+            while True:
+                try:
+                    msg = windows_q.get(timeout=0.5)
+                except queue.Empty:
+                    if writer.error is not None:
+                        _reraise(writer.error, output, "write output")
+                    if not reader.is_alive():
+                        raise RuntimeError("reader thread stopped without a result")
+                    continue
+                kind = msg[0]
+                if kind == "batch":
+                    ids, batch = msg[1], msg[2]
+                    t0 = time.perf_counter()
+                    x = batch.to(device, non_blocking=True)
+                    with autocast(device, enabled=options.amp):
+                        logits = model(x)
+                    p = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+                    model_time += time.perf_counter() - t0
+                    for k, (i, j) in enumerate(ids):
+                        stitcher.add(i, j, p[k])
+                    result.windows_run += len(ids)
+                    bar.update(len(ids))
+                elif kind == "skip":
+                    stitcher.skip(msg[1], msg[2])
+                    bar.update(1)
+                elif kind == "valid":
+                    valid_rows[msg[1]] = msg[2]
+                elif kind == "end":
+                    break
+                elif kind == "error":
+                    _reraise(msg[1], input_path, "read raster")
+                for i, row0, rows in stitcher.pop_final():
+                    v = valid_rows.pop(i)
+                    rows *= v
+                    _send(strips_q, (row0, rows, v), writer, output)
+        if not stitcher.finished:
+            raise RuntimeError("not every window was predicted")
+        _send(strips_q, None, writer, output)
+        writer.join()
+        if writer.error is not None:
+            _reraise(writer.error, output, "write output")
+        try:
+            vec_writer.commit()
+            if prob_writer is not None:
+                prob_writer.commit()
+        except BaseException as exc:
+            _reraise(exc, output, "write output")
+        committed = True
+    finally:
+        bar.close()
+        stop.set()
+        for q in (windows_q, strips_q):
+            try:
+                while True:
+                    q.get_nowait()
+            except queue.Empty:
+                pass
+        reader.join(timeout=30)
+        writer.join(timeout=30)
+        if not committed:
+            vec_writer.abort()
+            if prob_writer is not None:
+                prob_writer.abort()
+    result.n_polygons = vectorizer.n_polygons
+    result.model_seconds = model_time
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointInfo] | None = None) -> PredictResult:
+    """Predict building footprints for every input of ``config``; see ``geounet predict --help``.
+
+    ``model`` (a module and its :class:`CheckpointInfo`) replaces loading ``config.model_path``.
+    """
+    from .checkpoint import load_model
+
+    jobs = plan_jobs(config)
+    result = PredictResult()
+    todo = [j for j in jobs if not j.skip]
+    for j in jobs:
+        if j.skip:
+            logger.info("skipping %s: %s exists (use --overwrite to redo it)", j.input, j.output)
+            result.rasters.append(RasterResult(input=j.input, output=j.output, probs=j.probs, skipped=True))
+    if not todo:
+        return result
+    device = resolve_device(config.device)
+    if model is None:
+        with warnings.catch_warnings():  # torch's pickle-protocol notice would precede our one-line error
+            warnings.simplefilter("ignore", UserWarning)
+            net, info = load_model(config.model_path, device)
+    else:
+        net, info = model
+        net = net.to(device).eval()
+    check_model(info)
+    options = resolve_options(config, info, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        net = net.to(memory_format=torch.channels_last)
+    except Exception:  # noqa: BLE001 - any module works, channels-last is only a speed-up
+        pass
+    for j in todo:  # refuse unusable inputs before spending time on any of them
+        with open_raster(j.input) as src:
+            check_raster(src, info, j.input)
+    logger.info(
+        "model %s (width %d, depth %d); windows %d px, overlap %d, batch %d on %s%s",
+        info.path or "(given)", info.model.width, info.model.depth, options.tile, options.overlap,
+        options.batch_size, device, ", autocast" if options.amp else "",
+    )
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        for j in todo:
+            r = predict_raster(net, info, j.input, j.output, options, probs=j.probs, device=device)
+            mpx = r.pixels / 1e6
+            logger.info(
+                "%s: %d buildings -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; model %.0f%% of the time)",
+                j.input, r.n_polygons, j.output, mpx, r.seconds, mpx / max(r.seconds, 1e-9),
+                r.windows_run, r.windows, 100.0 * r.model_seconds / max(r.seconds, 1e-9),
+            )
+            result.rasters.append(r)
+    return result

@@ -1,0 +1,205 @@
+"""Writing building polygons to .geojson, .gpkg, .fgb or .parquet, atomically and without holding them all.
+
+:class:`VectorWriter` appends each batch of buildings to a temporary GeoPackage beside the
+output (so memory does not grow with the number of buildings), and on :meth:`commit`
+streams it into the requested format (``pyogrio.raw.open_arrow`` into
+``pyogrio.raw.write_arrow``, GDAL to GDAL, no pyarrow needed) under another temporary name,
+then renames that onto the output. Until then the output path is untouched, so a failure
+or Ctrl-C leaves no partial file and an existing file is replaced only by a complete one.
+GeoParquet goes through geopandas and needs pyarrow (checked before any work starts).
+
+CRS: features keep the raster's CRS. GDAL's GeoJSON writer adds the (pre-RFC 7946) ``crs``
+member when that CRS is not WGS84; ``wgs84=True`` reprojects to EPSG:4326. WGS84 output
+(``wgs84=True`` or a raster in EPSG:4326) is written as RFC 7946 GeoJSON: longitude,
+latitude; counter-clockwise exteriors; 7 decimals (about 1 cm); no ``crs`` member.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import shapely
+from pyogrio.raw import open_arrow, write, write_arrow
+from pyproj import CRS, Transformer
+
+from .errors import ConfigError, GeounetError, OutputExistsError
+
+__all__ = ["FORMATS", "vector_driver", "check_vector_format", "check_writable", "VectorWriter", "temp_path"]
+
+# extension -> GDAL driver ("parquet": written with geopandas + pyarrow)
+FORMATS = {".geojson": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf", ".parquet": "parquet"}
+LAYER = "buildings"
+FIELDS = ["area_m2", "score"]
+
+
+def vector_driver(path: str | os.PathLike) -> str:
+    """The driver for ``path``'s extension, or ConfigError naming the supported ones."""
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise ConfigError(
+            f"unsupported output format '{ext or '(no extension)'}'; use one of {', '.join(FORMATS)}", path
+        )
+    return FORMATS[ext]
+
+
+def check_vector_format(path: str | os.PathLike) -> str:
+    """Like :func:`vector_driver`, also checking that the format's writer is installed."""
+    driver = vector_driver(path)
+    if driver == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ConfigError("writing GeoParquet needs pyarrow: pip install 'geounet[parquet]'", path) from None
+    return driver
+
+
+def temp_path(path: Path, tag: str = "tmp", suffix: str | None = None) -> Path:
+    """A hidden temporary name beside ``path`` (same folder, so the final rename is atomic).
+
+    It ends with ``path``'s extension (or ``suffix``): some GDAL drivers choose what to
+    create from it (FlatGeobuf makes a folder for a name without ``.fgb``).
+    """
+    path = Path(path)
+    suffix = path.suffix if suffix is None else suffix
+    return path.with_name(f".{path.stem}.{os.getpid()}.{tag}{suffix}")
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an existing output (unless ``overwrite``) and an output folder that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise GeounetError("is a directory; give a file name for the output", path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError("output exists; use --overwrite to replace it", path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise GeounetError("cannot write output: its folder does not exist", path)
+    probe = temp_path(path, "probe", "")
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as exc:
+        raise GeounetError(f"cannot write output ({exc.strerror or exc})", path) from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return path
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if p.is_dir():  # a driver that wrote a folder
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+class VectorWriter:
+    """Collects building batches in a temporary GeoPackage and writes ``path`` on :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike, crs, *, wgs84: bool = False):
+        self.path = Path(path)
+        self.driver = check_vector_format(self.path)
+        src_crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+        self.wgs84 = bool(wgs84)
+        self._to_wgs84 = None
+        if self.wgs84:
+            target = CRS.from_epsg(4326)
+            if not src_crs.equals(target, ignore_axis_order=True):
+                self._to_wgs84 = Transformer.from_crs(src_crs, target, always_xy=True)
+            self.crs = target
+        else:
+            self.crs = src_crs
+        self._crs_str = self._crs_string(self.crs)
+        # WGS84 output (a raster in EPSG:4326, or --wgs84) is written as RFC 7946 GeoJSON
+        self.rfc7946 = self.crs.equals(CRS.from_epsg(4326), ignore_axis_order=True)
+        self._spill = temp_path(self.path, "spill", ".gpkg")
+        self._tmp = temp_path(self.path, "tmp")
+        self._written = 0
+        self._closed = False
+
+    @staticmethod
+    def _crs_string(crs: CRS) -> str:
+        auth = crs.to_authority()
+        return f"{auth[0]}:{auth[1]}" if auth else crs.to_wkt()
+
+    @property
+    def count(self) -> int:
+        return self._written
+
+    def write(self, geoms: np.ndarray, area_m2: np.ndarray, score: np.ndarray) -> None:
+        """Append polygons (in the raster CRS) with their ground area and mean probability."""
+        if len(geoms) == 0:
+            return
+        geoms = np.asarray(geoms, dtype=object)
+        if self._to_wgs84 is not None:
+            t = self._to_wgs84
+
+            def f(xy):
+                x, y = t.transform(xy[:, 0], xy[:, 1])
+                return np.column_stack([x, y])
+
+            geoms = shapely.orient_polygons(shapely.transform(geoms, f), exterior_cw=False)
+        self._append(geoms, np.round(np.asarray(area_m2, np.float64), 3), np.round(np.asarray(score, np.float64), 4))
+
+    def _append(self, geoms, area, score) -> None:
+        wkb = shapely.to_wkb(geoms, output_dimension=2)
+        write(
+            self._spill, wkb, [area, score], FIELDS, driver="GPKG", crs=self._crs_str,
+            geometry_type="Polygon", layer=LAYER, append=self._written > 0,
+            # the spill is the output itself for .gpkg (keep its R-tree); otherwise it is only read back
+            layer_options=None if self.driver == "GPKG" else {"SPATIAL_INDEX": "NO"},
+        )
+        self._written += len(geoms)
+
+    def commit(self) -> Path:
+        """Write the output file from the spilled batches and move it into place."""
+        if self._closed:
+            raise RuntimeError("writer already closed")
+        try:
+            if self._written == 0:
+                self._append(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+                self._written = 0
+            if self.driver == "GPKG":
+                os.replace(self._spill, self.path)
+            elif self.driver == "parquet":
+                self._write_parquet()
+                os.replace(self._tmp, self.path)
+            else:
+                self._convert()
+                os.replace(self._tmp, self.path)
+        finally:
+            self.abort()
+        return self.path
+
+    def _convert(self) -> None:
+        layer_options = {}
+        if self.driver == "GeoJSON" and self.rfc7946:
+            layer_options["RFC7946"] = "YES"
+        if self.driver == "FlatGeobuf":
+            layer_options["SPATIAL_INDEX"] = "YES"
+        with open_arrow(self._spill, layer=LAYER, use_pyarrow=False) as (meta, reader):
+            write_arrow(
+                reader, self._tmp, driver=self.driver, layer=LAYER, geometry_name=meta["geometry_name"] or "geom",
+                geometry_type="Polygon", crs=meta["crs"] or self._crs_str, layer_options=layer_options or None,
+            )
+
+    def _write_parquet(self) -> None:
+        gdf = pyogrio.read_dataframe(self._spill, layer=LAYER)
+        if gdf.crs is None:  # pragma: no cover - GPKG keeps the CRS
+            gdf = gdf.set_crs(self.crs)
+        if gdf.geometry.name != "geometry":
+            gdf = gdf.rename_geometry("geometry")
+        gdf.to_parquet(self._tmp, index=False)
+
+    def abort(self) -> None:
+        """Remove the temporary files (the output path is never touched here)."""
+        self._closed = True
+        _remove(self._spill)
+        _remove(self._tmp)

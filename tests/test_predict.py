@@ -1,0 +1,250 @@
+"""geounet.predict: streaming inference invariants on small generated rasters (and one real one)."""
+
+import json
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import shapely
+from rasterio.features import shapes
+from shapely.geometry import shape
+
+from geounet.config import ModelConfig
+from geounet.predict import PredictConfig, RunOptions, predict, predict_raster
+
+from helpers_predict import (
+    CRS_CASES,
+    SHARED_DATA,
+    BrightModel,
+    Counting,
+    constant_unet,
+    crs_raster,
+    files_in,
+    random_scene,
+    scene,
+    toy_info,
+    write_raster,
+)
+
+INFO = toy_info()  # 3 bands uint8, width-4 depth-2 model: windows are multiples of 4
+
+
+def opts(tile=64, overlap=16, batch=2, **kw):
+    kw.setdefault("min_area", 0.0)
+    kw.setdefault("simplify", 0.0)
+    return RunOptions(tile=tile, overlap=overlap, batch_size=batch, **kw)
+
+
+def read_probs(path):
+    with rasterio.open(path) as src:
+        return src.read(1).astype(np.float32) / 255.0, src.dataset_mask() > 0, src.profile, src.crs, src.transform
+
+
+def mask_of(gdf_geoms, transform, shape_hw):
+    from rasterio.features import rasterize
+
+    return rasterize([(g, 1) for g in gdf_geoms], out_shape=shape_hw, transform=transform, dtype="uint8") > 0
+
+
+def test_constant_model_stitches_to_a_constant_map(tmp_path):
+    img = scene((200, 300))
+    tif = write_raster(tmp_path / "r.tif", img)
+    res = predict_raster(constant_unet(0.8, width=4, depth=2), INFO, tif, tmp_path / "b.geojson", opts(),
+                         probs=tmp_path / "p.tif")
+    p, valid, profile, *_ = read_probs(tmp_path / "p.tif")
+    assert valid.all()
+    expected = 1 / (1 + np.exp(-0.8))
+    assert np.abs(p - expected).max() <= 1 / 255
+    assert res.windows == res.windows_run > 6  # several overlapping windows in both directions
+    # the whole raster is one building
+    gdf = pyogrio.read_dataframe(tmp_path / "b.geojson")
+    assert len(gdf) == 1
+    assert gdf.geometry[0].area == pytest.approx(200 * 300 * 0.04)
+    assert gdf["score"][0] == pytest.approx(expected, abs=1e-2)
+
+
+def test_probs_geotiff_keeps_the_source_grid(tmp_path):
+    tif = crs_raster(tmp_path / "r.tif", scene((130, 170)), "EPSG:2263")
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "b.gpkg", opts(), probs=tmp_path / "p.tif")
+    with rasterio.open(tif) as src, rasterio.open(tmp_path / "p.tif") as out:
+        assert out.crs == src.crs and out.transform == src.transform
+        assert (out.width, out.height, out.count, out.dtypes[0]) == (170, 130, 1, "uint8")
+        assert out.profile["tiled"] and out.profile["compress"] == "deflate"
+        assert out.scales == (pytest.approx(1 / 255),)
+
+
+def test_no_data_gets_no_buildings_and_empty_windows_are_not_run(tmp_path):
+    h, w = 256, 320
+    img = np.full((3, h, w), 230, np.uint8)  # bright everywhere: a building wherever there is data
+    valid = np.zeros((h, w), bool)
+    valid[20:120, 30:150] = True
+    valid[150:240, 200:310] = True
+    valid[60:80, 60:90] = False  # a hole inside the first area
+    tif = write_raster(tmp_path / "r.tif", img, valid=valid)
+    model = Counting(BrightModel())
+    res = predict_raster(model, INFO, tif, tmp_path / "b.geojson", opts(simplify=0.6), probs=tmp_path / "p.tif")
+    # expected windows: the ones with any valid pixel
+    from geounet.stitch import StripStitcher
+
+    st = StripStitcher(h, w, 64, 16)
+    expected = sum(valid[r : r + 64, c : c + 64].any() for _, _, r, c in st.windows())
+    assert model.windows == res.windows_run == expected < res.windows
+    p, pvalid, *_ , transform = read_probs(tmp_path / "p.tif")
+    assert (pvalid == valid).all()
+    assert p[~valid].max() == 0.0
+    gdf = pyogrio.read_dataframe(tmp_path / "b.geojson")
+    nodata = shapely.union_all([shape(g) for g, _ in shapes((~valid).astype(np.uint8), mask=~valid, transform=transform)])
+    assert len(gdf) == 2
+    assert sum(g.intersection(nodata).area for g in gdf.geometry) < 1e-6 * sum(gdf.geometry.area)
+    assert gdf.geometry.area.sum() == pytest.approx(valid.sum() * 0.04, rel=0.02)
+
+
+def iou(a, b):
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+@pytest.mark.parametrize("dy,dx", [(3, 5), (17, 2)])
+def test_windows_shifted_by_a_few_pixels_agree(tmp_path, dy, dx):
+    img, _ = random_scene((384, 384), n=40, seed=3)
+    a = write_raster(tmp_path / "a.tif", img)
+    b = write_raster(tmp_path / "b.tif", img[:, dy:, dx:])
+    o = opts(tile=96, overlap=32)
+    predict_raster(BrightModel(), INFO, a, tmp_path / "a.geojson", o, probs=tmp_path / "pa.tif")
+    predict_raster(BrightModel(), INFO, b, tmp_path / "b.geojson", o, probs=tmp_path / "pb.tif")
+    # compare away from the cut raster borders, where b lacks the context a has (12 px: the toy's reach)
+    pa = read_probs(tmp_path / "pa.tif")[0][dy + 12 : -12, dx + 12 : -12]
+    pb = read_probs(tmp_path / "pb.tif")[0][12:-12, 12:-12]
+    assert iou(pa >= 0.5, pb >= 0.5) >= 0.99
+    assert np.abs(pa - pb).max() < 0.05  # no seam: the probabilities themselves agree
+    # without overlap the same model shows its window edges
+    predict_raster(BrightModel(), INFO, b, tmp_path / "c.geojson", opts(tile=96, overlap=0), probs=tmp_path / "pc.tif")
+    pc = read_probs(tmp_path / "pc.tif")[0][12:-12, 12:-12]
+    assert np.abs(pa - pc).max() > 0.2
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "banepa" / "banepa.tif").exists(), reason="needs shared/data")
+def test_real_model_on_real_imagery_is_shift_invariant(tmp_path):
+    """The bundled model on 768 x 768 px of Banepa, default windows, grid shifted by (11, 7) px."""
+    from rasterio.windows import Window, transform as wtransform
+
+    from geounet.checkpoint import default_model_path, load_model
+
+    net, info = load_model(default_model_path())
+    with rasterio.open(SHARED_DATA / "banepa" / "banepa.tif") as src:
+        win = Window(1024, 1024, 768, 768)
+        img = src.read(window=win)
+        t = wtransform(win, src.transform)
+        crs = src.crs
+    dy, dx = 11, 7
+    a = write_raster(tmp_path / "a.tif", img, crs=crs, transform=t, block=256)
+    b = write_raster(tmp_path / "b.tif", img[:, dy:, dx:], crs=crs, transform=t @ t.translation(dx, dy), block=256)
+    o = RunOptions(tile=512, overlap=128, batch_size=1)
+    predict_raster(net, info, a, tmp_path / "a.geojson", o, probs=tmp_path / "pa.tif")
+    predict_raster(net, info, b, tmp_path / "b.geojson", o, probs=tmp_path / "pb.tif")
+    m = 48  # away from b's cut borders, where it lacks the context a has
+    pa = read_probs(tmp_path / "pa.tif")[0][dy + m : -m, dx + m : -m]
+    pb = read_probs(tmp_path / "pb.tif")[0][m:-m, m:-m]
+    assert (pa >= 0.5).mean() > 0.2  # there are buildings to compare
+    assert iou(pa >= 0.5, pb >= 0.5) >= 0.99
+
+
+def test_building_across_strip_borders_is_one_polygon(tmp_path):
+    # a tall building crossing several window rows (stride 48) and the strips they release
+    img = scene((300, 120), rects=((10, 30, 280, 80),))
+    tif = write_raster(tmp_path / "r.tif", img)
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "b.geojson", opts(tile=64, overlap=16))
+    gdf = pyogrio.read_dataframe(tmp_path / "b.geojson")
+    assert len(gdf) == 1
+    minx, miny, maxx, maxy = gdf.total_bounds
+    assert (maxy - miny) / 0.2 == pytest.approx(270, abs=6)
+
+
+@pytest.mark.parametrize("crs_key", list(CRS_CASES))
+def test_output_keeps_the_raster_crs(tmp_path, crs_key):
+    tif = crs_raster(tmp_path / "r.tif", scene((256, 256)), crs_key)
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "b.geojson", opts(min_area=1.0))
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "b.gpkg", opts(min_area=1.0))
+    with rasterio.open(tif) as src:
+        bounds = shapely.box(*src.bounds)
+        src_crs = src.crs
+    gj = json.loads((tmp_path / "b.geojson").read_text())
+    if crs_key == "EPSG:4326":
+        assert "crs" not in gj  # RFC 7946: WGS84 needs no crs member
+    else:
+        assert gj["crs"]["properties"]["name"].endswith(crs_key.split(":")[1])
+    for name in ("b.geojson", "b.gpkg"):
+        gdf = pyogrio.read_dataframe(tmp_path / name)
+        assert gdf.crs.equals(src_crs.to_wkt()) or gdf.crs.to_epsg() == src_crs.to_epsg()
+        assert len(gdf) == 2
+        assert all(bounds.contains(g) for g in gdf.geometry)  # coordinates are in the raster's CRS
+        # the two rectangles: 50 x 60 px and 50 x 110 px of about 0.2-0.3 m on the ground
+        assert sorted(gdf["area_m2"] / gdf["area_m2"].min()) == [1.0, pytest.approx(110 / 60, rel=0.05)]
+
+
+def test_wgs84_flag_writes_rfc7946(tmp_path):
+    tif = crs_raster(tmp_path / "r.tif", scene((160, 160)), "EPSG:2263")
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "b.geojson", opts(wgs84=True))
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "native.geojson", opts())
+    gj = json.loads((tmp_path / "b.geojson").read_text())
+    assert "crs" not in gj
+    ring = gj["features"][0]["geometry"]["coordinates"][0]
+    lon, lat = ring[0]
+    assert -75 < lon < -72 and 40 < lat < 42  # New York, longitude first
+    assert shapely.Polygon(ring).exterior.is_ccw  # RFC 7946 winding
+    native = pyogrio.read_dataframe(tmp_path / "native.geojson")
+    wgs = pyogrio.read_dataframe(tmp_path / "b.geojson")
+    assert np.allclose(sorted(native["area_m2"]), sorted(wgs["area_m2"]))
+
+
+@pytest.mark.parametrize("ext", [".geojson", ".gpkg", ".fgb", ".parquet"])
+def test_every_format_holds_the_same_buildings(tmp_path, ext):
+    img, _ = random_scene((200, 200), n=12, seed=1)
+    tif = write_raster(tmp_path / "r.tif", img)
+    out = tmp_path / f"b{ext}"
+    predict_raster(BrightModel(), INFO, tif, out, opts())
+    if ext == ".parquet":
+        import geopandas as gpd
+
+        gdf = gpd.read_parquet(out)
+    else:
+        gdf = pyogrio.read_dataframe(out)
+    assert gdf.crs.to_epsg() == 32633
+    assert len(gdf) >= 5
+    assert set(gdf.columns) >= {"area_m2", "score", "geometry"}
+    assert (gdf["score"] >= 0.5).all() and (gdf["score"] <= 1).all()
+    assert (gdf.geom_type == "Polygon").all()
+    assert files_in(tmp_path) == {"r.tif", f"b{ext}"}  # no temporary file left behind
+
+
+def test_no_buildings_gives_an_empty_but_valid_file(tmp_path):
+    tif = write_raster(tmp_path / "r.tif", np.full((3, 100, 100), 10, np.uint8))
+    for ext in (".geojson", ".fgb", ".gpkg"):
+        predict_raster(BrightModel(), INFO, tif, tmp_path / f"b{ext}", opts())
+        assert len(pyogrio.read_dataframe(tmp_path / f"b{ext}")) == 0
+
+
+def test_raster_smaller_than_a_window_and_odd_sizes(tmp_path):
+    img = scene((37, 53), rects=((5, 5, 30, 40),))
+    tif = write_raster(tmp_path / "r.tif", img)
+    res = predict_raster(BrightModel(), INFO, tif, tmp_path / "b.geojson", opts(tile=64, overlap=16), probs=tmp_path / "p.tif")
+    assert res.windows == 1
+    assert len(pyogrio.read_dataframe(tmp_path / "b.geojson")) == 1
+    assert read_probs(tmp_path / "p.tif")[0].shape == (37, 53)
+
+
+def test_sixteen_bit_model_and_band_selection(tmp_path):
+    img = (scene((120, 120)).astype(np.uint16) * 200)[[2, 1, 0]]
+    extra = np.zeros((1, 120, 120), np.uint16)
+    tif = write_raster(tmp_path / "r.tif", np.concatenate([extra, img]), dtype="uint16")
+    info = toy_info(bands=(4, 3, 2), dtype="uint16", scale=51000.0)
+    predict_raster(BrightModel(), info, tif, tmp_path / "b.geojson", opts())
+    gdf = pyogrio.read_dataframe(tmp_path / "b.geojson")  # band 1 (all zero) would give nothing
+    assert len(gdf) == 1 and gdf["area_m2"][0] == pytest.approx(50 * 60 * 0.04, rel=0.05)
+
+
+def test_predict_library_entry_with_a_given_model(tmp_path):
+    tif = write_raster(tmp_path / "r.tif", scene((256, 256)))
+    cfg = PredictConfig(inputs=[tif], output=tmp_path / "b.geojson", tile_size=64, overlap=16, min_area=0, progress=False)
+    res = predict(cfg, model=(BrightModel(), toy_info(ModelConfig(width=4, depth=2))))
+    assert res.written == [tmp_path / "b.geojson"] and res.rasters[0].n_polygons == 2
