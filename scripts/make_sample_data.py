@@ -1,7 +1,9 @@
 """Rebuild sample_data/ from ../shared/data (run from the repository root).
 
 - banepa_unlabelled.tif: the 16 unlabelled 512 px chips of Banepa mosaicked to 2048 x 2048
-  (a neighbouring area the bundled model was not trained on), for `geounet predict`.
+  (a neighbouring area the bundled model was not trained on), for `geounet predict`. The chips fill
+  missing imagery with pure white and carry no mask; large white regions (over 2,000 px) get an internal
+  no-data mask here, so the sample shows how geounet treats no-data.
 - banepa_train.tif + banepa_train_buildings.geojson: a 1024 x 1024 crop of banepa.tif with
   its OpenStreetMap footprints clipped to it, for `geounet train`.
 """
@@ -13,7 +15,9 @@ import sys
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import rasterio
+from scipy import ndimage
 from rasterio.merge import merge
 from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
 from shapely.geometry import box
@@ -32,8 +36,14 @@ def main() -> None:
         with rasterio.open(chips[0]) as src:
             profile = {**src.profile, **PROFILE, "height": mosaic.shape[1], "width": mosaic.shape[2],
                        "transform": transform}
-        with rasterio.open(OUT / "banepa_unlabelled.tif", "w", **profile) as dst:
-            dst.write(mosaic)
+        white = (mosaic >= 250).all(axis=0)
+        regions, n = ndimage.label(white)
+        sizes = ndimage.sum(white, regions, index=np.arange(1, n + 1))
+        nodata = np.isin(regions, 1 + np.flatnonzero(sizes > 2000))
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            with rasterio.open(OUT / "banepa_unlabelled.tif", "w", **profile) as dst:
+                dst.write(mosaic)
+                dst.write_mask(np.where(nodata, 0, 255).astype(np.uint8))
 
         with rasterio.open(SHARED / "banepa" / "banepa.tif") as src:
             win = Window(1024, 1536, 1024, 1024)
