@@ -204,11 +204,10 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
 
 
 def check_model(info: CheckpointInfo) -> None:
-    if info.model.out_channels != 1:
-        raise CheckpointError(
-            f"model has {info.model.out_channels} output channels; geounet predict needs a one-channel building model",
-            info.path,
-        )
+    """The model's first output channel is the building logit (extra channels, e.g. borders, are ignored)."""
+    outputs = getattr(info.model, "outputs", ("building",))
+    if not outputs or outputs[0] != "building":
+        raise CheckpointError(f"model's first output is {outputs[0] if outputs else None!r}, not 'building'", info.path)
     if len(info.preprocessing.bands) != info.model.in_channels:
         raise CheckpointError(
             f"checkpoint reads {len(info.preprocessing.bands)} band(s) but its model takes {info.model.in_channels} channel(s)",

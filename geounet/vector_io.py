@@ -21,9 +21,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import shapely
-from pyogrio.raw import open_arrow, write, write_arrow
 from pyproj import CRS, Transformer
 
 from .errors import ConfigError, GeounetError, OutputExistsError
@@ -149,6 +147,9 @@ class VectorWriter:
         self._append(geoms, np.round(np.asarray(area_m2, np.float64), 3), np.round(np.asarray(score, np.float64), 4))
 
     def _append(self, geoms, area, score) -> None:
+        # imported here: pyogrio pulls in geopandas and pandas (0.4 s), paid in the writer thread
+        from pyogrio.raw import write
+
         wkb = shapely.to_wkb(geoms, output_dimension=2)
         write(
             self._spill, wkb, [area, score], FIELDS, driver="GPKG", crs=self._crs_str,
@@ -179,6 +180,8 @@ class VectorWriter:
         return self.path
 
     def _convert(self) -> None:
+        from pyogrio.raw import open_arrow, write_arrow
+
         layer_options = {}
         if self.driver == "GeoJSON" and self.rfc7946:
             layer_options["RFC7946"] = "YES"
@@ -191,6 +194,8 @@ class VectorWriter:
             )
 
     def _write_parquet(self) -> None:
+        import pyogrio
+
         gdf = pyogrio.read_dataframe(self._spill, layer=LAYER)
         if gdf.crs is None:  # pragma: no cover - GPKG keeps the CRS
             gdf = gdf.set_crs(self.crs)

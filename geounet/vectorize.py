@@ -41,7 +41,6 @@ import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.features import shapes, sieve
-from scipy import ndimage
 from shapely.geometry import shape
 
 __all__ = ["VectorizeOptions", "GroundArea", "StripVectorizer", "to_crs_coords"]
@@ -203,6 +202,8 @@ class StripVectorizer:
                 self._buf0 += drop
 
     def _block(self, a: int, b: int) -> None:
+        from scipy import ndimage  # here, not at import: it costs 0.2 s of start-up
+
         opt = self.options
         m = self._m
         c0, c1 = max(0, a - m), min(self.height, b + m)
@@ -257,6 +258,8 @@ class StripVectorizer:
 
     def _nodata_pieces(self, labels: np.ndarray, n: int, invalid: np.ndarray, off: int, row_a: int) -> dict[int, object]:
         """No-data polygons (pixel coordinates) within reach of each region that has any nearby."""
+        from scipy import ndimage
+
         reach = self.options.nodata_reach
         out = {}
         H, W = invalid.shape

@@ -248,3 +248,25 @@ def test_predict_library_entry_with_a_given_model(tmp_path):
     cfg = PredictConfig(inputs=[tif], output=tmp_path / "b.geojson", tile_size=64, overlap=16, min_area=0, progress=False)
     res = predict(cfg, model=(BrightModel(), toy_info(ModelConfig(width=4, depth=2))))
     assert res.written == [tmp_path / "b.geojson"] and res.rasters[0].n_polygons == 2
+
+
+@pytest.mark.parametrize("kind", ["alpha", "nodata"])
+def test_alpha_band_and_nodata_value_are_no_data(tmp_path, kind):
+    img = np.full((3, 128, 160), 230, np.uint8)
+    valid = np.ones((128, 160), bool)
+    valid[:, :70] = False
+    if kind == "alpha":
+        data = np.concatenate([img, (valid * 255).astype(np.uint8)[None]])
+        tif = write_raster(tmp_path / "r.tif", data)
+        with rasterio.open(tif, "r+") as dst:
+            dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
+                               rasterio.enums.ColorInterp.blue, rasterio.enums.ColorInterp.alpha]
+    else:
+        img[:, ~valid] = 0
+        tif = write_raster(tmp_path / "r.tif", img, nodata=0)
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "b.geojson", opts(), probs=tmp_path / "p.tif")
+    p, pvalid, *_ = read_probs(tmp_path / "p.tif")
+    assert (pvalid == valid).all() and p[~valid].max() == 0
+    gdf = pyogrio.read_dataframe(tmp_path / "b.geojson")
+    assert len(gdf) == 1
+    assert gdf.total_bounds[0] >= 500000.0 + 70 * 0.2 - 1e-6  # nothing left of the no-data edge
