@@ -99,6 +99,8 @@ def train(**kwargs) -> None:
               help="Write longitude/latitude (EPSG:4326, RFC 7946 GeoJSON) instead of the raster's CRS.")
 @click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]), default=None,
               help="File format when OUTPUT is a folder (default: geojson).")
+@click.option("--pixel-size", default="auto", show_default=True, metavar="auto|native|METRES",
+              help="Resample on the fly to this ground pixel size; auto: the model's, when the raster's is over 20% off.")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
 @overwrite_opt
 def predict(**kwargs) -> None:

@@ -24,6 +24,7 @@ removed and existing outputs are left as they were.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -38,7 +39,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
+from affine import Affine
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from tqdm import tqdm
 
@@ -109,6 +113,7 @@ class PredictConfig:
     amp: bool = True
     overwrite: bool = False
     progress: bool | None = None  # default: when logging is not quiet
+    pixel_size: str | float | None = "auto"  # "auto" (the model's, when 20% off), "native", or metres
 
     @classmethod
     def from_cli(cls, **kw) -> "PredictConfig":
@@ -128,6 +133,7 @@ class PredictConfig:
             fmt=kw.get("fmt"),
             amp=kw.get("amp", True),
             overwrite=kw.get("overwrite", False),
+            pixel_size=kw.get("pixel_size") or "auto",
         )
 
 
@@ -145,6 +151,7 @@ class RunOptions:
     amp: bool = True
     overwrite: bool = False
     progress: bool = False
+    pixel_size: str | float | None = "auto"  # "auto", "native" or metres (see target_pixel_size)
 
 
 @dataclass
@@ -200,7 +207,22 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
         tile=tile, overlap=overlap, batch_size=batch, threshold=float(config.threshold),
         min_area=float(config.min_area), simplify=float(config.simplify), wgs84=bool(config.wgs84),
         amp=bool(config.amp), overwrite=bool(config.overwrite), progress=progress,
+        pixel_size=_pixel_size_setting(config.pixel_size),
     )
+
+
+def _pixel_size_setting(value) -> str | float:
+    if value is None:
+        return "auto"
+    if isinstance(value, str) and value.strip().lower() in ("auto", "native"):
+        return value.strip().lower()
+    try:
+        metres = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--pixel-size must be auto, native or a size in metres, not {value!r}") from None
+    if not metres > 0:
+        raise ConfigError(f"--pixel-size must be positive, not {value!r}")
+    return metres
 
 
 def check_model(info: CheckpointInfo) -> None:
@@ -312,6 +334,43 @@ def plan_jobs(config: PredictConfig) -> list[_Job]:
     return jobs
 
 
+@contextlib.contextmanager
+def open_input(path, pixel_size: float | None = None):
+    """Open a raster (see :func:`geounet.raster.open_raster`), resampled on the fly to ``pixel_size`` metres.
+
+    Resampling uses a ``WarpedVRT`` in the raster's own CRS with the pixel scaled by
+    ``pixel_size / native ground pixel`` (bilinear), so the model sees imagery at the
+    scale it was trained at; the validity mask comes along as the VRT's alpha band.
+    """
+    with open_raster(path) as src:
+        f = pixel_size / pixel_size_m(src) if pixel_size else 1.0
+        if abs(f - 1.0) < 0.01:
+            yield src
+            return
+        # same extent, whole pixels: the pixel is f times larger up to the rounding of the sides
+        width, height = max(1, round(src.width / f)), max(1, round(src.height / f))
+        transform = src.transform @ Affine.scale(src.width / width, src.height / height)
+        with WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height,
+                       resampling=Resampling.bilinear, add_alpha=True) as vrt:
+            yield vrt
+
+
+def target_pixel_size(setting, native_m: float, model_m: float | None) -> float | None:
+    """The ground pixel size to predict at, or None for the raster's own pixels.
+
+    ``"auto"``: the model's pixel size when the raster's differs from it by more than 20%;
+    ``"native"``: never resample; a number: that many metres.
+    """
+    if setting in (None, "native"):
+        return None
+    if setting == "auto":
+        if model_m and abs(native_m / model_m - 1.0) > 0.2:
+            return float(model_m)
+        return None
+    value = float(setting)
+    return None if abs(native_m / value - 1.0) < 0.01 else value
+
+
 # --------------------------------------------------------------------------------------
 # the pipeline
 
@@ -335,9 +394,10 @@ class _Reader(threading.Thread):
     """Reads strips, cuts windows, normalises them into batches; see the module docstring."""
 
     def __init__(self, path: Path, stitcher: StripStitcher, info: CheckpointInfo, batch: int, pin: bool,
-                 out: queue.Queue, stop: threading.Event):
+                 out: queue.Queue, stop: threading.Event, pixel_size: float | None = None):
         super().__init__(name="geounet-reader", daemon=True)
         self.path, self.st, self.info, self.batch, self.pin = path, stitcher, info, batch, pin
+        self.pixel_size = pixel_size
         self.out, self.stop = out, stop
         prep = info.preprocessing
         std = np.asarray(prep.std, np.float32)
@@ -347,7 +407,7 @@ class _Reader(threading.Thread):
 
     def run(self) -> None:
         try:
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(self.path) as src:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_input(self.path, self.pixel_size) as src:
                 self._loop(src)
             _put(self.out, ("end",), self.stop)
         except _Stop:
@@ -580,20 +640,25 @@ def predict_raster(
     device = torch.device(device)
     input_path, output = Path(input_path), Path(output)
     probs = Path(probs) if probs is not None else None
+    model_px = info.preprocessing.pixel_size_m
     with open_raster(input_path) as src:
         check_raster(src, info, input_path)
+        native_px = pixel_size_m(src)
+    target_px = target_pixel_size(options.pixel_size, native_px, model_px)
+    if target_px:
+        logger.info("%s: resampling %.3f m pixels to %.3f m%s", input_path, native_px, target_px,
+                    " (the model's)" if target_px == model_px else "")
+    elif model_px and not (1 / 1.5 <= native_px / model_px <= 1.5):
+        logger.warning(
+            "%s: pixels are %.3f m but the model was trained at %.3f m; results may be poor "
+            "(use --pixel-size auto)", input_path, native_px, model_px,
+        )
+    with open_input(input_path, target_px) as src:
         H, W = src.height, src.width
         profile = {"width": W, "height": H, "crs": src.crs, "transform": src.transform}
         with_mask = has_validity_mask(src)
         vopt = vectorize_options(src, options)
         crs, transform = src.crs, src.transform
-        model_px = info.preprocessing.pixel_size_m
-        px = pixel_size_m(src)
-        if model_px and not (1 / 1.5 <= px / model_px <= 1.5):
-            logger.warning(
-                "%s: pixels are %.3f m but the model was trained at %.3f m; results may be poor "
-                "(resample the raster to about %.2f m)", input_path, px, model_px, model_px,
-            )
 
     m = info.model.multiple
     if transform.b == 0 and transform.d == 0:
@@ -614,7 +679,7 @@ def predict_raster(
     windows_q: queue.Queue = queue.Queue(maxsize=4)
     strips_q: queue.Queue = queue.Queue(maxsize=4)
     pin = device.type == "cuda"
-    reader = _Reader(input_path, stitcher, info, options.batch_size, pin, windows_q, stop)
+    reader = _Reader(input_path, stitcher, info, options.batch_size, pin, windows_q, stop, target_px)
     writer = _Writer(strips_q, stop, vectorizer, prob_writer)
     result = RasterResult(input=input_path, output=output, probs=probs, windows=stitcher.n_windows, pixels=H * W)
     bar = tqdm(total=stitcher.n_windows, desc=input_path.name, unit="win", file=sys.stderr,

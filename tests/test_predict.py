@@ -270,3 +270,36 @@ def test_alpha_band_and_nodata_value_are_no_data(tmp_path, kind):
     gdf = pyogrio.read_dataframe(tmp_path / "b.geojson")
     assert len(gdf) == 1
     assert gdf.total_bounds[0] >= 500000.0 + 70 * 0.2 - 1e-6  # nothing left of the no-data edge
+
+
+def test_finer_raster_is_resampled_to_the_models_pixel_size(tmp_path):
+    # the toy model was "trained" at 0.2 m; this raster has 0.1 m pixels
+    from affine import Affine
+
+    img = scene((256, 256), rects=((40, 40, 140, 160),))
+    tif = write_raster(tmp_path / "r.tif", img, transform=Affine(0.1, 0, 500000.0, 0, -0.1, 4000000.0))
+    res = predict_raster(BrightModel(), INFO, tif, tmp_path / "a.gpkg", opts(), probs=tmp_path / "pa.tif")
+    p, _, profile, crs, transform = read_probs(tmp_path / "pa.tif")
+    assert p.shape == (128, 128) and transform.a == pytest.approx(0.2) and crs.to_epsg() == 32633
+    assert res.pixels == 128 * 128
+    native = predict_raster(BrightModel(), INFO, tif, tmp_path / "b.gpkg", opts(pixel_size="native"), probs=tmp_path / "pb.tif")
+    assert read_probs(tmp_path / "pb.tif")[0].shape == (256, 256) and native.pixels == 256 * 256
+    a = pyogrio.read_dataframe(tmp_path / "a.gpkg")
+    b = pyogrio.read_dataframe(tmp_path / "b.gpkg")
+    assert len(a) == len(b) == 1
+    assert a["area_m2"][0] == pytest.approx(100 * 120 * 0.01, rel=0.05)
+    assert b["area_m2"][0] == pytest.approx(100 * 120 * 0.01, rel=0.1)
+
+
+def test_resampling_keeps_no_data(tmp_path):
+    from affine import Affine
+
+    img = np.full((3, 200, 200), 230, np.uint8)
+    valid = np.ones((200, 200), bool)
+    valid[:, :80] = False
+    tif = write_raster(tmp_path / "r.tif", img, valid=valid, transform=Affine(0.1, 0, 500000.0, 0, -0.1, 4000000.0))
+    predict_raster(BrightModel(), INFO, tif, tmp_path / "a.geojson", opts(), probs=tmp_path / "p.tif")
+    p, pvalid, *_ = read_probs(tmp_path / "p.tif")
+    assert p.shape == (100, 100) and not pvalid[:, :39].any() and pvalid[:, 41:].all()
+    gdf = pyogrio.read_dataframe(tmp_path / "a.geojson")
+    assert gdf.total_bounds[0] >= 500000.0 + 80 * 0.1 - 0.2

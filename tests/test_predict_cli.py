@@ -131,6 +131,7 @@ def _bad_cases(tmp_path, tif, ckpt):
         ([tif, "-o", d / "o.geojson", "--model", ckpt, "--tile-size", "64", "--overlap", "64"], "--overlap 64 must be a multiple of 4"),
         ([tif, "-o", d / "o.geojson", "--model", ckpt, "--tile-size", "64", "--overlap", "6"], "--overlap 6 must be a multiple of 4"),
         ([tif, tif, "-o", d / "o.geojson", "--model", ckpt], "with several inputs, -o/--output must be a folder"),
+        ([tif, "-o", d / "o.geojson", "--model", ckpt, "--pixel-size", "fine"], "--pixel-size must be auto, native or"),
         ([tif, "-o", tif.with_suffix(".gpkg"), "--model", ckpt, "--probs", tif], "output would overwrite an input"),
         ([tif, "-o", d / "o.geojson", "--model", ckpt, "--device", "cuda"] if not torch.cuda.is_available()
          else [tif, "-o", d / "o.geojson", "--model", ckpt, "--tile-size", "2"], "cuda" if not torch.cuda.is_available() else "tile"),
