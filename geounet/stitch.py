@@ -122,36 +122,53 @@ class StripStitcher:
     must come row by row (all of window-row ``i`` before any of ``i + 1``), in any
     order within a row. :meth:`pop_final` yields ``(i, row0, probs)`` for every completed
     window-row, in order, where ``probs`` are the normalised rows ``[row0, row0 + n)``.
+
+    ``cols=(x0, x1)`` restricts the stitcher to a band of columns: only the windows that
+    touch it are expected (:attr:`col_ids`), and the rows it hands out are ``x1 - x0``
+    wide. The weights and their normalisation are those of the whole raster, so a band's
+    pixels are exactly the whole-raster result; bands bound the memory by their width.
     """
 
     def __init__(self, height: int, width: int, tile: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
-                 multiple: int = 1):
+                 multiple: int = 1, cols: tuple[int, int] | None = None):
         self.height, self.width = int(height), int(width)
         self.rows = AxisPlan.build(self.height, tile, overlap, phase=phase[0], multiple=multiple)
         self.cols = AxisPlan.build(self.width, tile, overlap, phase=phase[1], multiple=multiple)
+        self.x0, self.x1 = (0, self.width) if cols is None else (int(cols[0]), int(cols[1]))
+        if not 0 <= self.x0 < self.x1 <= self.width:
+            raise ValueError(f"column band {cols} is not inside the raster width {self.width}")
+        self.col_ids = tuple(
+            j for j in range(len(self.cols.offsets))
+            if self.cols.clip(j)[0] < self.x1 and self.cols.clip(j)[1] > self.x0
+        )
         self._inv_y = (1.0 / self.rows.total).astype(np.float32)
-        self._inv_x = (1.0 / self.cols.total).astype(np.float32)
-        self._buf = np.zeros((min(self.rows.size, self.height), self.width), dtype=np.float32)
+        self._inv_x = (1.0 / self.cols.total[self.x0 : self.x1]).astype(np.float32)
+        self._buf = np.zeros((min(self.rows.size, self.height), self.x1 - self.x0), dtype=np.float32)
         self._base = 0  # raster row of buffer row 0
         self._next = 0  # next window-row to hand out
         self._done = [0] * len(self.rows.offsets)
 
     @property
     def n_windows(self) -> int:
-        return len(self.rows.offsets) * len(self.cols.offsets)
+        return len(self.rows.offsets) * len(self.col_ids)
+
+    def read_span(self) -> tuple[int, int]:
+        """Raster columns ``[c0, c1)`` that the band's windows read."""
+        spans = [self.cols.clip(j) for j in self.col_ids]
+        return min(s[0] for s in spans), max(s[1] for s in spans)
 
     def windows(self) -> Iterator[tuple[int, int, int, int]]:
-        """``(i, j, row_off, col_off)`` of every window in row-major order (offsets may be negative)."""
+        """``(i, j, row_off, col_off)`` of every window of the band in row-major order (offsets may be negative)."""
         for i, r in enumerate(self.rows.offsets):
-            for j, c in enumerate(self.cols.offsets):
-                yield i, j, r, c
+            for j in self.col_ids:
+                yield i, j, r, self.cols.offsets[j]
 
     def _check(self, i: int) -> None:
         if i != self._next:
             raise RuntimeError(f"window-row {i} arrived while row {self._next} is still open")
 
     def add(self, i: int, j: int, probs: np.ndarray) -> None:
-        """Add window (i, j): ``probs`` covers the whole window, parts outside the raster are ignored."""
+        """Add window (i, j): ``probs`` covers the whole window, parts outside the raster or band are ignored."""
         self._check(i)
         sy, sx = self.rows.size, self.cols.size
         if probs.shape != (sy, sx):
@@ -159,8 +176,10 @@ class StripStitcher:
         r0, r1, ry = self.rows.clip(i)
         c0, c1, cx = self.cols.clip(j)
         w = self.rows.profiles[i][:, None] * self.cols.profiles[j][None, :]
-        inside = probs[ry : ry + r1 - r0, cx : cx + c1 - c0]
-        self._buf[r0 - self._base : r1 - self._base, c0:c1] += inside * w
+        a, b = max(c0, self.x0), min(c1, self.x1)
+        if b > a:
+            inside = probs[ry : ry + r1 - r0, cx + a - c0 : cx + b - c0]
+            self._buf[r0 - self._base : r1 - self._base, a - self.x0 : b - self.x0] += inside * w[:, a - c0 : b - c0]
         self._done[i] += 1
 
     def skip(self, i: int, j: int) -> None:
@@ -169,7 +188,7 @@ class StripStitcher:
 
     def pop_final(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(i, row0, probs)`` for each completed window-row, in order; probs are normalised float32."""
-        ncols = len(self.cols.offsets)
+        ncols = len(self.col_ids)
         offsets = self.rows.offsets
         while self._next < len(offsets) and self._done[self._next] == ncols:
             i = self._next
@@ -190,3 +209,13 @@ class StripStitcher:
     @property
     def finished(self) -> bool:
         return self._next == len(self.rows.offsets)
+
+
+def column_bands(width: int, max_width: int, align: int = 256) -> list[tuple[int, int]]:
+    """Split ``[0, width)`` into bands no wider than about ``max_width``, borders on multiples of ``align``."""
+    if width <= max_width:
+        return [(0, width)]
+    n = math.ceil(width / max_width)
+    step = math.ceil(width / n / align) * align
+    edges = list(range(0, width, step)) + [width]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]

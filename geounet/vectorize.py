@@ -133,10 +133,12 @@ def _polygon_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Comp:
-    __slots__ = ("geom", "total", "count", "nodata")
+    __slots__ = ("geom", "total", "count", "nodata", "band", "rmax")
 
-    def __init__(self, geom, total: float, count: int, nodata=None):
+    def __init__(self, geom, total: float, count: int, nodata=None, band: int = 0):
         self.geom, self.total, self.count, self.nodata = geom, total, count, nodata
+        self.band = band
+        self.rmax = -1  # last raster row where it touches its band's right edge (-1: never)
 
 
 class StripVectorizer:
@@ -145,6 +147,12 @@ class StripVectorizer:
     Call :meth:`add_rows` with strips that cover rows ``0..height`` in order, then
     :meth:`finish`. Finished buildings go to ``emit(geoms, area_m2, score)`` in batches
     (shapely Polygons in the raster CRS, float64 areas, float64 scores).
+
+    Column bands: :meth:`begin_band` ``(x0, x1, cx0, cx1, last)`` vectorises the columns
+    ``[x0, x1)`` from strips that span ``[cx0, cx1)`` (context on both sides for the
+    sieve), band after band from left to right, each top to bottom. Regions touching a
+    band's right edge stay open until the next band has reached their rows, and are
+    merged with the regions they touch there, like regions across strip borders.
     """
 
     def __init__(self, height: int, width: int, transform: Affine, crs, options: VectorizeOptions, emit: Emit):
@@ -154,27 +162,54 @@ class StripVectorizer:
         self.area = GroundArea(crs)
         self._emit = emit
         self._m = options.margin
-        self._probs = np.zeros((0, self.width), dtype=np.float32)
-        self._valid = np.zeros((0, self.width), dtype=bool)
-        self._buf0 = 0  # raster row of buffer row 0
-        self._rows = 0  # rows received so far
-        self._cores: list[tuple[int, int]] = []
-        self._prev_bottom: np.ndarray | None = None  # global ids on the last row of the previous block
         self._comps: dict[int, _Comp] = {}
         self._parent: dict[int, int] = {}
         self._open: set[int] = set()  # ids of every member of groups still open
         self._next_id = 1
         self.n_polygons = 0
+        self._k = -1  # current band
+        self._right: np.ndarray | None = None
+        self._in_band = False
+
+    def begin_band(self, x0: int, x1: int, cx0: int | None = None, cx1: int | None = None, last: bool = True) -> None:
+        if self._in_band:
+            self.end_band()
+        cx0 = x0 if cx0 is None else cx0
+        cx1 = x1 if cx1 is None else cx1
+        if not (0 <= cx0 <= x0 < x1 <= cx1 <= self.width):
+            raise ValueError(f"bad band columns {(x0, x1, cx0, cx1)} for width {self.width}")
+        self._k += 1
+        self.x0, self.x1, self.cx0, self.cx1, self._last = x0, x1, cx0, cx1, last
+        self._left = self._right if x0 > 0 else None
+        self._right = None if last else np.zeros(self.height, dtype=np.int64)
+        w = cx1 - cx0
+        self._probs = np.zeros((0, w), dtype=np.float32)
+        self._valid = np.zeros((0, w), dtype=bool)
+        self._buf0 = 0  # raster row of buffer row 0
+        self._rows = 0  # rows received so far
+        self._cores: list[tuple[int, int]] = []
+        self._prev_bottom: np.ndarray | None = None  # global ids on the last row of the previous block
+        self._in_band = True
+
+    def end_band(self) -> None:
+        if self._rows != self.height:
+            raise ValueError(f"vectoriser got {self._rows} of {self.height} rows")
+        self._run(final=True)
+        self._in_band = False
 
     # -- input -------------------------------------------------------------------------
     def add_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+        if not self._in_band:
+            if self._k >= 0:
+                raise ValueError("add_rows after the band ended; call begin_band")
+            self.begin_band(0, self.width)
         if row0 != self._rows:
             raise ValueError(f"strip starts at row {row0}, expected {self._rows}")
         n = probs.shape[0]
         if n == 0:
             return
-        if probs.shape != (n, self.width) or valid.shape != probs.shape:
-            raise ValueError("strip shape does not match the raster width")
+        if probs.shape != (n, self.cx1 - self.cx0) or valid.shape != probs.shape:
+            raise ValueError("strip shape does not match the raster (or band) width")
         self._probs = np.concatenate([self._probs, probs.astype(np.float32, copy=False)])
         self._valid = np.concatenate([self._valid, valid.astype(bool, copy=False)])
         self._cores.append((row0, row0 + n))
@@ -182,9 +217,10 @@ class StripVectorizer:
         self._run(final=False)
 
     def finish(self) -> None:
-        if self._rows != self.height:
-            raise ValueError(f"vectoriser got {self._rows} of {self.height} rows")
-        self._run(final=True)
+        if self._in_band or self._k < 0:
+            if self._k < 0:
+                self.begin_band(0, self.width)
+            self.end_band()
         if self._open:
             self._finalize([sorted(self._open)])
             self._open = set()
@@ -214,23 +250,38 @@ class StripVectorizer:
         if opt.sieve_px >= 2 and binary.any():
             binary = sieve(binary, size=int(opt.sieve_px), connectivity=4)
             binary &= V
-        core = binary[a - c0 : b - c0]
+        xs, xe = self.x0 - self.cx0, self.x1 - self.cx0
+        core = binary[a - c0 : b - c0, xs:xe]
         labels, n = ndimage.label(core)
         base = self._next_id - 1
         self._next_id += n
         new_ids: list[int] = []
         if n:
-            probs_core = P[a - c0 : b - c0]
+            probs_core = P[a - c0 : b - c0, xs:xe]
             flat = labels.ravel()
             totals = np.bincount(flat, weights=probs_core.ravel(), minlength=n + 1)
             counts = np.bincount(flat, minlength=n + 1)
-            nodata = self._nodata_pieces(labels, n, ~V, a - c0, a) if (opt.nodata_reach and not V.all()) else {}
-            for geom, value in shapes(labels, mask=core.astype(bool), connectivity=4, transform=Affine.translation(0, a)):
+            nodata = (
+                self._nodata_pieces(labels, ~V, a - c0, xs, c0) if (opt.nodata_reach and not V.all()) else {}
+            )
+            t = Affine.translation(self.x0, a)
+            for geom, value in shapes(labels, mask=core.astype(bool), connectivity=4, transform=t):
                 lab = int(value)
                 gid = base + lab
-                self._comps[gid] = _Comp(shape(geom), float(totals[lab]), int(counts[lab]), nodata.get(lab))
+                self._comps[gid] = _Comp(shape(geom), float(totals[lab]), int(counts[lab]), nodata.get(lab), self._k)
                 self._parent[gid] = gid
                 new_ids.append(gid)
+            if self._left is not None:  # regions continuing from the band on the left
+                left, cur = self._left[a:b], labels[:, 0]
+                both = (left > 0) & (cur > 0)
+                if both.any():
+                    for p, q in np.unique(np.stack([left[both], base + cur[both]], axis=1), axis=0):
+                        self._union(int(p), int(q))
+            if self._right is not None:  # regions the band on the right must see
+                col = labels[:, -1]
+                self._right[a:b] = np.where(col > 0, col.astype(np.int64) + base, 0)
+                for lab in np.unique(col[col > 0]):
+                    self._comps[base + int(lab)].rmax = a + int(np.flatnonzero(col == lab)[-1])
         # merge with regions open on the previous block's bottom row
         top = labels[0]
         if self._prev_bottom is not None and n:
@@ -241,13 +292,22 @@ class StripVectorizer:
                     self._union(int(p), int(q))
         bottom = labels[-1]
         touching = set() if b >= self.height else {base + int(v) for v in np.unique(bottom[bottom > 0])}
+
+        def member_open(gid: int) -> bool:
+            c = self._comps[gid]
+            if c.band == self._k:
+                return gid in touching or (c.rmax >= 0 and not self._last)
+            if c.band == self._k - 1:  # waits for this band to reach the rows it touches
+                return c.rmax >= b
+            return False
+
         groups: dict[int, list[int]] = {}
         for gid in list(self._open) + new_ids:
             groups.setdefault(self._find(gid), []).append(gid)
         still_open: set[int] = set()
         done = []
         for members in groups.values():
-            if touching.intersection(members):
+            if any(member_open(g) for g in members):
                 still_open.update(members)
             else:
                 done.append(members)
@@ -256,8 +316,13 @@ class StripVectorizer:
         if done:
             self._finalize(done)
 
-    def _nodata_pieces(self, labels: np.ndarray, n: int, invalid: np.ndarray, off: int, row_a: int) -> dict[int, object]:
-        """No-data polygons (pixel coordinates) within reach of each region that has any nearby."""
+    def _nodata_pieces(self, labels: np.ndarray, invalid: np.ndarray, row_off: int, col_off: int,
+                       ctx_row0: int) -> dict[int, object]:
+        """No-data polygons (pixel coordinates) within reach of each region that has any nearby.
+
+        ``invalid`` is the context (rows from ``ctx_row0``, columns from ``cx0``); the block's
+        labels start ``row_off`` rows and ``col_off`` columns into it.
+        """
         from scipy import ndimage
 
         reach = self.options.nodata_reach
@@ -266,12 +331,12 @@ class StripVectorizer:
         for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
             if sl is None:
                 continue
-            r0, r1 = max(0, sl[0].start + off - reach), min(H, sl[0].stop + off + reach)
-            q0, q1 = max(0, sl[1].start - reach), min(W, sl[1].stop + reach)
+            r0, r1 = max(0, sl[0].start + row_off - reach), min(H, sl[0].stop + row_off + reach)
+            q0, q1 = max(0, sl[1].start + col_off - reach), min(W, sl[1].stop + col_off + reach)
             sub = invalid[r0:r1, q0:q1]
             if not sub.any():
                 continue
-            t = Affine.translation(q0, row_a - off + r0)
+            t = Affine.translation(self.cx0 + q0, ctx_row0 + r0)
             polys = [shape(g) for g, _ in shapes(sub.astype(np.uint8), mask=sub, connectivity=4, transform=t)]
             out[lab] = shapely.union_all(polys)
         return out
@@ -314,6 +379,9 @@ class StripVectorizer:
         bad = ~shapely.is_valid(geoms)
         if bad.any():
             geoms[bad] = shapely.make_valid(geoms[bad])
+        # canonical outline: no collinear vertices (unions leave some on block borders), fixed start
+        # and orientation, so simplifying a building gives the same result however it was pieced
+        geoms = shapely.normalize(shapely.simplify(geoms, 0.0, preserve_topology=True))
         if opt.simplify_px > 0:
             geoms = shapely.simplify(geoms, opt.simplify_px, preserve_topology=True)
         for k, piece in enumerate(nodata):

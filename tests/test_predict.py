@@ -303,3 +303,25 @@ def test_resampling_keeps_no_data(tmp_path):
     assert p.shape == (100, 100) and not pvalid[:, :39].any() and pvalid[:, 41:].all()
     gdf = pyogrio.read_dataframe(tmp_path / "a.geojson")
     assert gdf.total_bounds[0] >= 500000.0 + 80 * 0.1 - 0.2
+
+
+def test_column_bands_give_the_same_result_as_one_band(tmp_path):
+    img, _ = random_scene((200, 700), n=50, seed=5)
+    valid = np.ones((200, 700), bool)
+    valid[60:140, 240:300] = False  # no-data across a band border (bands at 256 and 512)
+    tif = write_raster(tmp_path / "r.tif", img, valid=valid)
+    one = predict_raster(BrightModel(), INFO, tif, tmp_path / "one.gpkg", opts(simplify=0.4), probs=tmp_path / "p1.tif")
+    three = predict_raster(BrightModel(), INFO, tif, tmp_path / "three.gpkg",
+                           RunOptions(tile=64, overlap=16, batch_size=2, min_area=0.0, simplify=0.4, band_width=64),
+                           probs=tmp_path / "p3.tif")
+    assert three.windows > one.windows  # windows over band borders run twice
+    p1, v1, *_ = read_probs(tmp_path / "p1.tif")
+    p3, v3, *_ = read_probs(tmp_path / "p3.tif")
+    assert (v1 == v3).all()
+    assert np.abs(p1 - p3).max() <= 1 / 255
+    a = pyogrio.read_dataframe(tmp_path / "one.gpkg").sort_values("area_m2").reset_index(drop=True)
+    b = pyogrio.read_dataframe(tmp_path / "three.gpkg").sort_values("area_m2").reset_index(drop=True)
+    assert len(a) == len(b) > 20
+    np.testing.assert_allclose(a["area_m2"], b["area_m2"], rtol=1e-6)
+    np.testing.assert_allclose(a["score"], b["score"], atol=1e-3)
+    assert all(x.symmetric_difference(y).area < 1e-6 for x, y in zip(a.geometry, b.geometry))
