@@ -38,8 +38,9 @@ Rolling strip
 -------------
 Windows arrive in row-major order. Once every window of window-row ``i`` has been added
 (or skipped), rows ``[r_i, r_{i+1})`` can receive nothing more: they are final, leave the
-accumulator and its buffer shifts up. The buffer holds ``min(size, height)`` rows of the
-full width, so memory depends on the raster width and the window size, not its height.
+accumulator and its buffer shifts up. The buffer holds ``min(size, height)`` rows of one
+column band (:func:`column_bands`; the whole width for rasters up to a few thousand
+pixels wide), so memory depends on the band width and the window size, not on the raster.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_regular_grid_weights_sum_to_one():
 
 
 def _run(stitcher: StripStitcher, window_value, skip=lambda i, j: False):
-    out = np.full((stitcher.height, stitcher.width), np.nan, dtype=np.float32)
+    out = np.full((stitcher.height, stitcher.x1 - stitcher.x0), np.nan, dtype=np.float32)
     next_row = 0
     for i, j, r, c in stitcher.windows():
         if skip(i, j):
@@ -157,3 +157,20 @@ def test_windows_reaching_past_the_raster_are_clipped(phase):
     small = StripStitcher(40, 30, 128, 32, phase=phase, multiple=16)
     assert small.rows.size % 16 == 0 and small.rows.size >= 40 + phase[0]
     np.testing.assert_allclose(_run(small, lambda r, c, h, w: np.full((h, w), 0.3, np.float32)), 0.3, rtol=1e-6)
+
+
+def test_column_bands_reassemble_the_whole_raster():
+    from geounet.stitch import column_bands
+
+    assert column_bands(5000, 8192) == [(0, 5000)]
+    bands = column_bands(20000, 8192)
+    assert len(bands) == 3 and bands[0][0] == 0 and bands[-1][1] == 20000
+    assert all(a % 256 == 0 for a, _ in bands) and all(b == c for (_, b), (c, _) in zip(bands, bands[1:]))
+    rng = np.random.default_rng(2)
+    field = rng.random((300, 700)).astype(np.float32)
+    whole = StripStitcher(300, 700, 128, 32, phase=(3, 5), multiple=16)
+    for x0, x1 in column_bands(700, 200, align=64):
+        st = StripStitcher(300, 700, 128, 32, phase=(3, 5), multiple=16, cols=(x0, x1))
+        assert set(st.col_ids) < set(range(len(whole.cols.offsets)))
+        out = _run(st, lambda r, c, h, w: np.pad(field, 200)[r + 200 : r + 200 + h, c + 200 : c + 200 + w])
+        np.testing.assert_allclose(out, field[:, x0:x1], rtol=1e-5, atol=1e-6)
