@@ -13,7 +13,7 @@ import click
 from . import __version__
 from .errors import GeounetError
 from .log import configure, logger
-from .options import batch_size_opt, device_opt, model_opt, overwrite_opt, seed_opt, tile_size_opt
+from .options import amp_opt, batch_size_opt, device_opt, model_opt, overwrite_opt, seed_opt, tile_size_opt
 
 
 class _Group(click.Group):
@@ -59,7 +59,7 @@ def cli(verbose: int, quiet: int) -> None:
               help="Resample all inputs to this ground pixel size in metres (default: native).")
 @click.option("--bands", default=None, help="Comma-separated 1-based bands to read, e.g. 1,2,3 (default: all non-alpha bands).")
 @device_opt
-@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
+@amp_opt
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Share of spatial blocks held out for validation.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes (default: 1).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
@@ -101,7 +101,9 @@ def train(**kwargs) -> None:
               help="File format when OUTPUT is a folder (default: geojson).")
 @click.option("--pixel-size", default="auto", show_default=True, metavar="auto|native|METRES",
               help="Resample on the fly to this ground pixel size; auto: the model's, when the raster's is over 20% off.")
-@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
+@amp_opt
+@click.option("--tta", is_flag=True, default=False,
+              help="Test-time augmentation: average the 8 flips and 90-degree rotations (8x slower).")
 @overwrite_opt
 def predict(**kwargs) -> None:
     """Find buildings in INPUT rasters and write their footprints in the raster's CRS.

@@ -21,6 +21,9 @@ tile_size_opt = click.option(
     help="Window side in pixels; a multiple of 2**depth.",
 )
 batch_size_opt = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per batch.")
+amp_opt = click.option(
+    "--amp/--no-amp", default=True, show_default=True, help="Mixed precision (bf16 on CPU, bf16/fp16 on CUDA)."
+)
 seed_opt = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
 

@@ -115,6 +115,7 @@ class PredictConfig:
     wgs84: bool = False
     fmt: str | None = None  # output format when OUTPUT is a folder: geojson, gpkg, fgb, parquet
     amp: bool = True
+    tta: bool = False
     overwrite: bool = False
     progress: bool | None = None  # default: when logging is not quiet
     pixel_size: str | float | None = "auto"  # "auto" (the model's, when 20% off), "native", or metres
@@ -136,6 +137,7 @@ class PredictConfig:
             wgs84=kw.get("wgs84", False),
             fmt=kw.get("fmt"),
             amp=kw.get("amp", True),
+            tta=kw.get("tta", False),
             overwrite=kw.get("overwrite", False),
             pixel_size=kw.get("pixel_size") or "auto",
         )
@@ -827,6 +829,8 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
         net, info = model
         net = net.to(device).eval()
     check_model(info)
+    if config.tta:
+        net = DihedralTTA(net)
     options = resolve_options(config, info, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -842,6 +846,8 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
         info.path or "(given)", info.model.width, info.model.depth, options.tile, options.overlap,
         options.batch_size, device, ", autocast" if options.amp else "",
     )
+    if config.tta:
+        logger.info("test-time augmentation: 8 views per window")
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         for j in todo:
             r = predict_raster(net, info, j.input, j.output, options, probs=j.probs, device=device)
