@@ -128,10 +128,14 @@ class StripStitcher:
     touch it are expected (:attr:`col_ids`), and the rows it hands out are ``x1 - x0``
     wide. The weights and their normalisation are those of the whole raster, so a band's
     pixels are exactly the whole-raster result; bands bound the memory by their width.
+
+    ``channels=C`` blends C output channels at once (building, border, contact): windows
+    are then ``(C, size_y, size_x)`` and rows come out as ``(C, n, width)``; each channel is
+    blended with the same weights, so each is exactly what a one-channel stitcher gives.
     """
 
     def __init__(self, height: int, width: int, tile: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
-                 multiple: int = 1, cols: tuple[int, int] | None = None):
+                 multiple: int = 1, cols: tuple[int, int] | None = None, channels: int | None = None):
         self.height, self.width = int(height), int(width)
         self.rows = AxisPlan.build(self.height, tile, overlap, phase=phase[0], multiple=multiple)
         self.cols = AxisPlan.build(self.width, tile, overlap, phase=phase[1], multiple=multiple)
@@ -144,7 +148,10 @@ class StripStitcher:
         )
         self._inv_y = (1.0 / self.rows.total).astype(np.float32)
         self._inv_x = (1.0 / self.cols.total[self.x0 : self.x1]).astype(np.float32)
-        self._buf = np.zeros((min(self.rows.size, self.height), self.x1 - self.x0), dtype=np.float32)
+        self.channels = channels
+        lead = () if channels is None else (int(channels),)
+        # channels first: each channel's rows are contiguous, and a channel is a cheap view
+        self._buf = np.zeros(lead + (min(self.rows.size, self.height), self.x1 - self.x0), dtype=np.float32)
         self._base = 0  # raster row of buffer row 0
         self._next = 0  # next window-row to hand out
         self._done = [0] * len(self.rows.offsets)
@@ -172,15 +179,16 @@ class StripStitcher:
         """Add window (i, j): ``probs`` covers the whole window, parts outside the raster or band are ignored."""
         self._check(i)
         sy, sx = self.rows.size, self.cols.size
-        if probs.shape != (sy, sx):
-            raise ValueError(f"window probabilities have shape {probs.shape}, expected {(sy, sx)}")
+        want = (sy, sx) if self.channels is None else (self.channels, sy, sx)
+        if probs.shape != want:
+            raise ValueError(f"window probabilities have shape {probs.shape}, expected {want}")
         r0, r1, ry = self.rows.clip(i)
         c0, c1, cx = self.cols.clip(j)
         w = self.rows.profiles[i][:, None] * self.cols.profiles[j][None, :]
         a, b = max(c0, self.x0), min(c1, self.x1)
         if b > a:
-            inside = probs[ry : ry + r1 - r0, cx + a - c0 : cx + b - c0]
-            self._buf[r0 - self._base : r1 - self._base, a - self.x0 : b - self.x0] += inside * w[:, a - c0 : b - c0]
+            inside = probs[..., ry : ry + r1 - r0, cx + a - c0 : cx + b - c0]
+            self._buf[..., r0 - self._base : r1 - self._base, a - self.x0 : b - self.x0] += inside * w[:, a - c0 : b - c0]
         self._done[i] += 1
 
     def skip(self, i: int, j: int) -> None:
@@ -188,7 +196,8 @@ class StripStitcher:
         self._done[i] += 1
 
     def pop_final(self) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(i, row0, probs)`` for each completed window-row, in order; probs are normalised float32."""
+        """Yield ``(i, row0, probs)`` for each completed window-row, in order; probs are normalised float32
+        (``(n, width)``, or ``(C, n, width)`` with ``channels``)."""
         ncols = len(self.col_ids)
         offsets = self.rows.offsets
         while self._next < len(offsets) and self._done[self._next] == ncols:
@@ -196,13 +205,13 @@ class StripStitcher:
             row0 = max(offsets[i], 0)
             row1 = offsets[i + 1] if i + 1 < len(offsets) else self.height
             n = row1 - row0
-            out = self._buf[:n] * self._inv_y[row0:row1, None]
+            out = self._buf[..., :n, :] * self._inv_y[row0:row1, None]
             out *= self._inv_x[None, :]
             # shift the buffer up by n rows; rows below the last window stay zero
-            keep = self._buf.shape[0] - n
+            keep = self._buf.shape[-2] - n
             if keep > 0:
-                self._buf[:keep] = self._buf[n:]
-            self._buf[keep:] = 0.0
+                self._buf[..., :keep, :] = self._buf[..., n:, :]
+            self._buf[..., keep:, :] = 0.0
             self._base = row1
             self._next += 1
             yield i, row0, out
