@@ -95,6 +95,11 @@ def train(**kwargs) -> None:
               help="Drop buildings smaller than this many square metres (ground area).")
 @click.option("--simplify", type=click.FloatRange(min=0), default=0.2, show_default=True,
               help="Simplify outlines with this tolerance in metres (0: keep pixel edges).")
+@click.option("--separate/--no-separate", default=None,
+              help="Split touching buildings into one polygon each, on seeds from confident interiors "
+                   "[default: on when the model has border and contact outputs].")
+@click.option("--regularize", is_flag=True, default=False,
+              help="Square building outlines: dominant orientation, right-angled corners.")
 @click.option("--wgs84", is_flag=True, default=False,
               help="Write longitude/latitude (EPSG:4326, RFC 7946 GeoJSON) instead of the raster's CRS.")
 @click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]), default=None,

@@ -50,7 +50,7 @@ from .config import CheckpointInfo
 from .device import autocast, resolve_device
 from .errors import CheckpointError, ConfigError, GeounetError, InputError
 from .log import logger, progress_enabled
-from .raster import check_bands, has_validity_mask, open_raster, pixel_size_m, read_valid_mask
+from .raster import check_bands, ground_pixel_xy, has_validity_mask, open_raster, pixel_size_m, read_valid_mask
 from .stitch import StripStitcher, column_bands
 from .windows import lattice_phase
 from .vector_io import FORMATS, VectorWriter, check_vector_format, check_writable, temp_path
@@ -72,6 +72,18 @@ DEFAULT_MIN_AREA_M2 = 2.0
 DEFAULT_SIMPLIFY_M = 0.2
 SPECK_M2 = 1.0  # regions (buildings or holes) smaller than this are sieved away before polygonising
 SIEVE_MAX_PX = 256
+# Instance separation (docs/separation.md): seeds are confident interiors, p_building *
+# (1 - p_border) * (1 - p_contact) >= the seed threshold, at least SEED_MIN_M2 large; they
+# grow back over the building mask for at most REACH_M (a bounded reach keeps the streamed
+# result exact). With a building-only model, seeds are p_building >= PLAIN_SEED_THRESHOLD
+# eroded by PLAIN_ERODE_M (the contact band a separation model would predict).
+DEFAULT_SEED_THRESHOLD = 0.5
+SEED_MIN_M2 = 0.25
+REACH_M = 1.5
+PLAIN_SEED_THRESHOLD = 0.8
+PLAIN_ERODE_M = 0.45
+MAX_REACH_PX = 100  # keeps the context of a band (2 * reach) below the 256 px band alignment
+REGULARIZE_M = 0.5  # --regularize tolerance: outline detail smaller than this is squared away
 MIN_TILE = 512  # windows at least this big: less overlap overhead per pixel, same speed per pixel
 PROBS_BLOCK = 256
 GDAL_CACHE_MB = 64
@@ -119,6 +131,10 @@ class PredictConfig:
     overwrite: bool = False
     progress: bool | None = None  # default: when logging is not quiet
     pixel_size: str | float | None = "auto"  # "auto" (the model's, when 20% off), "native", or metres
+    separate: bool | None = None  # split touching buildings; default: when the model has border and contact outputs
+    regularize: bool = False  # square building outlines
+    seed_threshold: float | None = None  # seed score threshold (default: DEFAULT_SEED_THRESHOLD, or
+    # PLAIN_SEED_THRESHOLD for building-only models)
 
     @classmethod
     def from_cli(cls, **kw) -> "PredictConfig":
@@ -140,6 +156,8 @@ class PredictConfig:
             tta=kw.get("tta", False),
             overwrite=kw.get("overwrite", False),
             pixel_size=kw.get("pixel_size") or "auto",
+            separate=kw.get("separate"),
+            regularize=kw.get("regularize", False),
         )
 
 
@@ -159,6 +177,9 @@ class RunOptions:
     progress: bool = False
     pixel_size: str | float | None = "auto"  # "auto", "native" or metres (see target_pixel_size)
     band_width: int = BAND_WIDTH  # rasters wider than this are done in column bands (memory bound)
+    separate: bool | None = None  # None: when the model has border and contact outputs
+    regularize: bool = False
+    seed_threshold: float | None = None  # None: the default for the model (see separation_channels)
 
 
 @dataclass
@@ -208,6 +229,8 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
         raise ConfigError(f"--threshold {config.threshold} must be between 0 and 1")
     if config.min_area < 0 or config.simplify < 0:
         raise ConfigError("--min-area and --simplify must not be negative")
+    if config.seed_threshold is not None and not 0.0 < config.seed_threshold < 1.0:
+        raise ConfigError(f"seed threshold {config.seed_threshold} must be between 0 and 1")
     batch = int(config.batch_size) if config.batch_size else default_batch_size(device)
     progress = progress_enabled() if config.progress is None else bool(config.progress)
     return RunOptions(
@@ -215,6 +238,8 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
         min_area=float(config.min_area), simplify=float(config.simplify), wgs84=bool(config.wgs84),
         amp=bool(config.amp), overwrite=bool(config.overwrite), progress=progress,
         pixel_size=_pixel_size_setting(config.pixel_size),
+        separate=None if config.separate is None else bool(config.separate), regularize=bool(config.regularize),
+        seed_threshold=None if config.seed_threshold is None else float(config.seed_threshold),
     )
 
 
@@ -232,8 +257,23 @@ def _pixel_size_setting(value) -> str | float:
     return metres
 
 
+def separation_channels(info: CheckpointInfo, separate: bool | None) -> tuple[bool, tuple[str, ...], list[int]]:
+    """``(separate, names, indexes)``: whether to split touching buildings, and the model outputs to carry.
+
+    ``separate=None`` separates when the model has ``border`` and ``contact`` outputs. Those
+    channels are carried (stitched, written to ``--probs``, vectorised) only when separating;
+    a building-only model separates on its building probability alone (eroded seeds).
+    """
+    outputs = tuple(getattr(info.model, "outputs", ("building",)))
+    cuts = [n for n in ("border", "contact") if n in outputs]
+    if separate is None:
+        separate = len(cuts) == 2
+    names = ("building", *cuts) if separate else ("building",)
+    return bool(separate), names, [outputs.index(n) for n in names]
+
+
 def check_model(info: CheckpointInfo) -> None:
-    """The model's first output channel is the building logit (extra channels, e.g. borders, are ignored)."""
+    """The model's first output channel is the building logit (border/contact channels serve --separate)."""
     outputs = getattr(info.model, "outputs", ("building",))
     if not outputs or outputs[0] != "building":
         raise CheckpointError(f"model's first output is {outputs[0] if outputs else None!r}, not 'building'", info.path)
@@ -489,15 +529,19 @@ class _Reader(threading.Thread):
 
 
 class _ProbWriter:
-    """Probabilities as a tiled DEFLATE GeoTIFF, uint8 0-255 (scale 1/255), no-data in an internal mask."""
+    """Probabilities as a tiled DEFLATE GeoTIFF, uint8 0-255 (scale 1/255), no-data in an internal mask.
 
-    def __init__(self, path: Path, profile: dict, with_mask: bool):
+    One band per carried channel: band 1 building, then border and contact when separating.
+    """
+
+    def __init__(self, path: Path, profile: dict, with_mask: bool, channels: tuple[str, ...] = ("building",)):
         self.path = path
         self.tmp = temp_path(path, "tmp", ".tif")
         self.with_mask = with_mask
+        self.channels = tuple(channels)
         self.width, self.height = profile["width"], profile["height"]
         self.profile = dict(
-            driver="GTiff", width=self.width, height=self.height, count=1, dtype="uint8",
+            driver="GTiff", width=self.width, height=self.height, count=len(self.channels), dtype="uint8",
             crs=profile["crs"], transform=profile["transform"], tiled=True, blockxsize=PROBS_BLOCK,
             blockysize=PROBS_BLOCK, compress="deflate", predictor=2, BIGTIFF="IF_SAFER",
         )
@@ -506,13 +550,14 @@ class _ProbWriter:
 
     def open(self) -> None:
         self.dst = rasterio.open(self.tmp, "w", **self.profile)
-        self.dst.scales = (1.0 / 255.0,)
-        self.dst.set_band_description(1, "building probability x 255")
+        self.dst.scales = (1.0 / 255.0,) * len(self.channels)
+        for k, name in enumerate(self.channels, start=1):
+            self.dst.set_band_description(k, f"{name} probability x 255")
 
     def begin_band(self, x0: int, x1: int) -> None:
         """Columns ``[x0, x1)`` come next (band borders on multiples of the 256 px tiles)."""
         self.x0, self.x1 = x0, x1
-        self._p = np.zeros((0, x1 - x0), np.uint8)
+        self._p = np.zeros((len(self.channels), 0, x1 - x0), np.uint8)
         self._v = np.zeros((0, x1 - x0), np.uint8)
         self._row = 0  # first raster row held in the buffer
 
@@ -520,20 +565,22 @@ class _ProbWriter:
         self._flush(final=True)
 
     def write_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
-        self._p = np.concatenate([self._p, np.rint(probs * 255.0).astype(np.uint8)])
+        """``probs``: ``(n, w)``, or ``(C, n, w)`` with one channel per band."""
+        probs = probs if probs.ndim == 3 else probs[None]
+        self._p = np.concatenate([self._p, np.rint(probs * 255.0).astype(np.uint8)], axis=1)
         self._v = np.concatenate([self._v, valid.astype(np.uint8) * 255])
         self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        n = self._p.shape[0]
+        n = self._p.shape[1]
         take = n if final else (n // PROBS_BLOCK) * PROBS_BLOCK
         if take == 0:
             return
         win = Window(self.x0, self._row, self.x1 - self.x0, take)
-        self.dst.write(self._p[:take][None], window=win)
+        self.dst.write(self._p[:, :take], window=win)
         if self.with_mask:
             self.dst.write_mask(self._v[:take], window=win)
-        self._p, self._v = self._p[take:], self._v[take:]
+        self._p, self._v = self._p[:, take:], self._v[take:]
         self._row += take
 
     def close(self) -> None:
@@ -595,7 +642,7 @@ class _Writer(threading.Thread):
                                 self.probs.end_band()
                             self.probs.begin_band(x0, x1)
                     if self.probs is not None:
-                        self.probs.write_rows(row0, p[:, x0 - cx0 : x1 - cx0], v[:, x0 - cx0 : x1 - cx0])
+                        self.probs.write_rows(row0, p[..., x0 - cx0 : x1 - cx0], v[:, x0 - cx0 : x1 - cx0])
                     self.vec.add_rows(row0, p, v)
                 self.vec.finish()
                 if self.probs is not None:
@@ -640,13 +687,24 @@ def _reraise(exc: BaseException, path: Path, what: str):
     raise exc
 
 
-def vectorize_options(src, options: RunOptions) -> VectorizeOptions:
-    """Per-raster pixel settings: the sieve size and simplify tolerance in pixels of this raster."""
+def vectorize_options(src, options: RunOptions, channels: tuple[str, ...] = ("building",),
+                      separate: bool = False) -> VectorizeOptions:
+    """Per-raster pixel settings: sieve, simplify, seed and reach sizes in pixels of this raster."""
     px = pixel_size_m(src)
+    gx, gy = ground_pixel_xy(src.crs, src.transform, src.width, src.height)
     sieve_px = int(min(SIEVE_MAX_PX, max(2, round(SPECK_M2 / (px * px)))))
+    plain = separate and len(channels) == 1  # building-only model: eroded seeds
+    seed_threshold = options.seed_threshold
+    if seed_threshold is None:
+        seed_threshold = PLAIN_SEED_THRESHOLD if plain else DEFAULT_SEED_THRESHOLD
     return VectorizeOptions(
         threshold=options.threshold, sieve_px=sieve_px, simplify_px=options.simplify / px,
-        min_area_m2=options.min_area,
+        min_area_m2=options.min_area, channels=tuple(channels), separate=separate,
+        seed_threshold=float(seed_threshold),
+        seed_min_px=int(max(1, round(SEED_MIN_M2 / (px * px)))) if separate else 0,
+        seed_erode_px=int(max(1, round(PLAIN_ERODE_M / px))) if plain else 0,
+        reach_px=int(min(MAX_REACH_PX, max(1, math.ceil(REACH_M / px)))) if separate else 0,
+        regularize_m=REGULARIZE_M if options.regularize else 0.0, pixel_m=(gx, gy),
     )
 
 
@@ -662,8 +720,9 @@ def predict_raster(
 ) -> RasterResult:
     """Run ``model`` over one raster and write its buildings to ``output`` (and probabilities to ``probs``).
 
-    ``model`` maps a (B, C, H, W) float batch to (B, 1, H, W) logits; ``info`` gives its
-    bands and normalisation. Outputs are checked (exist/writable) by the caller,
+    ``model`` maps a (B, C, H, W) float batch to (B, K, H, W) logits; ``info`` gives its
+    bands, normalisation and output names (``info.model.outputs``: building, and border and
+    contact for models trained with separation targets). Outputs are checked (exist/writable) by the caller,
     :func:`predict`; here they are only ever created through temporary files.
     """
     t_start = time.perf_counter()
@@ -683,12 +742,20 @@ def predict_raster(
             "%s: pixels are %.3f m but the model was trained at %.3f m; results may be poor "
             "(use --pixel-size auto)", input_path, native_px, model_px,
         )
+    separate, channels, out_idx = separation_channels(info, options.separate)
     with open_input(input_path, target_px) as src:
         H, W = src.height, src.width
         profile = {"width": W, "height": H, "crs": src.crs, "transform": src.transform}
         with_mask = has_validity_mask(src)
-        vopt = vectorize_options(src, options)
+        vopt = vectorize_options(src, options, channels, separate)
         crs, transform = src.crs, src.transform
+    if separate:
+        logger.info(
+            "%s: separating touching buildings on %s (seeds %s >= %.2f, at least %d px; reach %d px)",
+            input_path, ", ".join(channels) if len(channels) > 1 else "building probability alone",
+            "score" if len(channels) > 1 else f"eroded by {vopt.seed_erode_px} px, probability",
+            vopt.seed_threshold, vopt.seed_min_px, vopt.reach_px,
+        )
 
     m = info.model.multiple
     if transform.b == 0 and transform.d == 0:
@@ -699,8 +766,9 @@ def predict_raster(
     band_specs = []
     for x0, x1 in column_bands(W, options.band_width, PROBS_BLOCK):
         band_specs.append((x0, x1, max(0, x0 - vopt.margin), min(W, x1 + vopt.margin)))
+    nch = len(channels) if len(channels) > 1 else None  # one channel: plain (rows, cols) strips
     stitchers = [
-        StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m, cols=(cx0, cx1))
+        StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m, cols=(cx0, cx1), channels=nch)
         for _, _, cx0, cx1 in band_specs
     ]
     n_windows = sum(st.n_windows for st in stitchers)
@@ -713,7 +781,7 @@ def predict_raster(
         vec_writer.write(geoms, area, score)
 
     vectorizer = StripVectorizer(H, W, transform, crs, vopt, emit)
-    prob_writer = _ProbWriter(probs, profile, with_mask) if probs is not None else None
+    prob_writer = _ProbWriter(probs, profile, with_mask, channels) if probs is not None else None
     windows_q: queue.Queue = queue.Queue(maxsize=4)
     strips_q: queue.Queue = queue.Queue(maxsize=4)
     pin = device.type == "cuda"
@@ -751,7 +819,12 @@ def predict_raster(
                     x = batch.to(device, non_blocking=True)
                     with autocast(device, enabled=options.amp):
                         logits = model(x)
-                    p = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+                    if logits.shape[1] <= max(out_idx):
+                        raise CheckpointError(
+                            f"model gives {logits.shape[1]} output channel(s), its checkpoint names {len(info.model.outputs)}",
+                            info.path,
+                        )
+                    p = torch.sigmoid(logits[:, out_idx if nch else 0].float()).cpu().numpy()
                     model_time += time.perf_counter() - t0
                     for k, (i, j) in enumerate(ids):
                         stitcher.add(i, j, p[k])

@@ -109,6 +109,12 @@ def pixel_size_m(src: rasterio.io.DatasetReader) -> float:
 
 def ground_pixel_size(crs, transform, width: int, height: int) -> float:
     """Ground size in metres of one pixel at the centre of a grid (see :func:`pixel_size_m`)."""
+    dx, dy = ground_pixel_xy(crs, transform, width, height)
+    return float((dx + dy) / 2.0)
+
+
+def ground_pixel_xy(crs, transform, width: int, height: int) -> tuple[float, float]:
+    """Ground metres of one column step and of one row step at the centre of a grid (they differ in degrees)."""
     cx, cy = width / 2.0, height / 2.0
     pts = [transform @ (cx, cy), transform @ (cx + 1, cy), transform @ (cx, cy + 1)]
     if crs.is_geographic:
@@ -119,7 +125,7 @@ def ground_pixel_size(crs, transform, width: int, height: int) -> float:
     (lon0, lat0), (lon1, lat1), (lon2, lat2) = lonlat
     _, _, dx = _GEOD.inv(lon0, lat0, lon1, lat1)
     _, _, dy = _GEOD.inv(lon0, lat0, lon2, lat2)
-    return float((abs(dx) + abs(dy)) / 2.0)
+    return float(abs(dx)), float(abs(dy))
 
 
 def check_bands(src: rasterio.io.DatasetReader, bands: Sequence[int], path: str | None = None) -> None:

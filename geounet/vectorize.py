@@ -1,33 +1,89 @@
 """Probability strips to building polygons, block by block, without ever holding the whole mask.
 
-Rows arrive top to bottom in strips (the blocks). Each block is handled once enough rows
-below it have arrived to give it context:
+Rows arrive top to bottom in strips (the blocks, or *cores*). Every core goes through two
+stages, each run once enough rows below it have arrived to give it context; the result is
+**identical to running both stages on the whole raster at once** (the arguments are given
+with each step), so a block border can neither split nor merge a building.
 
-1. **Threshold**: ``mask = (probability >= threshold) & valid``.
+Stage 1, building mask and seeds (context ``m1`` rows above and below the core):
+
+1. **Threshold**: ``mask = (p_building >= threshold) & valid``.
 2. **Sieve** (``rasterio.features.sieve``, 4-connectivity): specks and pin-holes smaller
-   than ``sieve_px`` pixels are removed. The sieve runs on the block plus ``margin >=
-   sieve_px`` rows above and below, which makes it exact: a region smaller than
-   ``sieve_px`` pixels that touches the block fits entirely in the context, and a region
-   that leaves the context has more than ``margin`` pixels inside it. Validity is
-   re-applied after the sieve, so a filled hole never covers no-data.
-3. **Label and polygonise**: connected regions of the block (4-connectivity,
-   ``scipy.ndimage.label``) are polygonised with ``rasterio.features.shapes`` on the
-   label image, in *pixel* coordinates (x = column, y = row), so each polygon is matched
-   to its label and to its probability sum and pixel count. Pixel coordinates are
-   integers, exact in floating point, so pieces from two blocks share their border
+   than ``sieve_px`` pixels are removed. The sieve runs on the core plus at least
+   ``sieve_px`` rows of context, which makes it exact: a region smaller than ``sieve_px``
+   pixels that touches the core fits entirely in the context, and a region that leaves
+   the context has more than ``sieve_px`` pixels inside it. Validity is re-applied after
+   the sieve, so a filled hole never covers no-data. The result is ``M``.
+3. **Seeds** (only with ``separate``): confident building interiors,
+   ``S = M & (p_building * (1 - p_border) * (1 - p_contact) >= seed_threshold)`` (with a
+   building-only model: ``M & (p_building >= seed_threshold)`` eroded by ``seed_erode_px``
+   pixels, 4-connectivity: exact given that many more context rows), minus its
+   4-connected components smaller than ``seed_min_px`` pixels (exact for the same reason
+   as the sieve, given ``seed_min_px`` more rows of context). ``m1`` is the sum of the
+   three reaches. A *seed* is a 4-connected component of ``S``; the seed pixels of each
+   core are labelled and every label gets a union-find node. Nodes are joined where seed
+   pixels of two consecutive cores touch across their border, so each union-find class
+   of seed nodes is (once the rows below have been seen) one seed of the whole raster.
+
+Stage 2, instances (context ``m2 >= reach_px`` rows of stage-1 output):
+
+4. **Grow** (only with ``separate``): every pixel of ``M`` takes the seed of the nearest
+   seed pixel, by geodesic distance inside ``M`` (4-connected steps), up to ``reach_px``
+   steps: a breadth-first flood from all seeds at once, layer by layer; a pixel reached
+   in layer ``d`` takes the label of its first neighbour (above, left, right, below)
+   reached in layer ``d - 1``. This is a marker-based watershed on a flat relief (the
+   SKIZ of the seeds): where two buildings touch, their seeds are cut back by the
+   predicted border and contact bands, and the split falls midway between them, on the
+   contact line. The label of a pixel depends only on ``M`` and ``S`` within ``reach_px``
+   pixels of it (its chain of first neighbours back to a seed is at most that long and
+   the tie-break looks at geometry, never at label values), so ``m2 >= reach_px`` rows of
+   context give exactly the whole-raster labels. (A priority-flood watershed on the
+   probabilities would not: a pixel's label there can depend on a flood path of any
+   length, so no finite context makes it exact.)
+5. **Instances**: a grown region (all pixels whose chain ends in one seed) is one
+   building; pixels of ``M`` that no seed reaches (components of ``M`` without a seed,
+   and parts further than ``reach_px`` from every seed) form buildings of their own, one
+   per 4-connected component. Without ``separate`` every component of ``M`` is one
+   building, as before.
+6. **Label and polygonise** each core: ``rasterio.features.shapes`` on the core's
+   instance-label image, in *pixel* coordinates (x = column, y = row), so each polygon is
+   matched to its label and to its probability sum and pixel count. Pixel coordinates
+   are integers, exact in floating point, so pieces from two cores share their border
    vertices bit for bit.
-4. **Merge across blocks**: a region touching the block's bottom row stays open; the
-   labels of that row and of the next block's top row say which regions are 4-connected
-   across the border (union-find). A group is finished once none of its members touches
-   the bottom row of the latest block; its pieces are unioned into one polygon and its
-   sums and counts added, so the ``score`` (mean probability over the building's pixels)
-   is exact for merged buildings too.
-5. **Finish a building**: simplify (pixel units: ``--simplify`` metres divided by the
-   ground pixel size), subtract nearby no-data (simplification may move an edge by up to
-   the tolerance, so a building within that distance of no-data is clipped against the
-   no-data polygons around it), apply the affine transform to the raster CRS, compute
-   the ground area in m^2 on the ellipsoid of the CRS (:class:`GroundArea`, right for
-   degrees, web-mercator and feet alike) and drop buildings under ``min_area_m2``.
+7. **Merge across cores**: a grown piece is joined (union-find) to the seed node its
+   pixels were grown from, so all pieces of one seed meet in one class, whichever core
+   they lie in, and pieces of two different seeds never do, even where they touch. An
+   unreached piece is joined to the unreached pieces it touches across the core border
+   (the labels of the core's bottom row against the next core's top row), as regions
+   always were. A class is finished once nothing below or to the right can join it
+   (below: none of its members touches the last row of the latest core; seeds are ahead
+   of the pieces, so a seed not yet fully joined keeps its class open); its pieces are
+   unioned into one polygon and their sums and counts added, so the ``score`` (mean
+   building probability over the building's pixels) is exact too. Each building is
+   4-connected (a grown region is its seed plus 4-connected chains into it), so the
+   union is one polygon.
+
+Column bands (rasters wider than a few thousand pixels) work the same way sideways: a
+band's stage 1 labels seeds over its columns widened by ``m2`` on both sides (needing
+``m1`` more context columns), the seed nodes of two neighbouring bands are joined on every
+pixel their widened columns share, and stage 2 only ever looks at its own band's seeds.
+Every seed pixel is thus labelled by each band whose widened columns contain it, and
+any two 4-adjacent seed pixels lie together in one band's widened columns, so the nodes of
+one seed are all joined. Bands other than the first and the last must be at least
+``2 * m2`` wide, so that only neighbouring bands share columns.
+
+8. **Finish a building**: simplify (pixel units: ``--simplify`` metres divided by the
+   ground pixel size), or with ``regularize_m`` square the outline
+   (:func:`geounet.regularize.regularize`, in pixel coordinates scaled to ground metres so
+   that right angles are right angles on the ground; an outline that would move further
+   than the no-data reach keeps its simplified shape instead); subtract nearby no-data
+   (simplifying or squaring moves an edge by a bounded distance, so a building within that
+   distance of no-data is clipped against the no-data polygons around it: no building
+   overlaps no-data); apply the affine transform to the raster CRS, compute the ground area
+   in m^2 on the ellipsoid of the CRS (:class:`GroundArea`, right for degrees,
+   web-mercator and feet alike) and drop buildings under ``min_area_m2``. Touching
+   buildings are simplified (or squared) each on its own, so their outlines may overlap
+   by up to that tolerance.
 """
 
 from __future__ import annotations
@@ -43,29 +99,116 @@ from pyproj import CRS, Transformer
 from rasterio.features import shapes, sieve
 from shapely.geometry import shape
 
-__all__ = ["VectorizeOptions", "GroundArea", "StripVectorizer", "to_crs_coords"]
+__all__ = ["VectorizeOptions", "GroundArea", "StripVectorizer", "to_crs_coords", "grow_seeds", "seed_score"]
 
 Emit = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+CUT_CHANNELS = ("border", "contact")  # channels whose probability cuts seeds
 
 
 @dataclass(frozen=True)
 class VectorizeOptions:
-    """``sieve_px`` and ``simplify_px`` are in pixels; ``min_area_m2`` in square metres on the ground."""
+    """How probabilities become polygons; ``*_px`` in pixels, ``*_m`` in ground metres, ``min_area_m2`` in m^2.
+
+    ``channels`` names the probability channels given to :meth:`StripVectorizer.add_rows`
+    (the first is always ``building``). ``separate`` splits touching buildings on seeds
+    (module docstring, steps 3-5); ``pixel_m`` is the ground size of a pixel along x and y,
+    which squaring (``regularize_m`` > 0, its tolerance) needs.
+    """
 
     threshold: float = 0.5
     sieve_px: int = 0
     simplify_px: float = 0.0
     min_area_m2: float = 0.0
+    channels: tuple[str, ...] = ("building",)
+    separate: bool = False
+    seed_threshold: float = 0.5
+    seed_min_px: int = 0
+    seed_erode_px: int = 0
+    reach_px: int = 0
+    regularize_m: float = 0.0
+    pixel_m: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels or self.channels[0] != "building":
+            raise ValueError("the first probability channel must be 'building'")
+        if self.separate and self.reach_px < 1:
+            raise ValueError("separating buildings needs reach_px >= 1")
+        if self.regularize_m > 0 and min(self.pixel_m) <= 0:
+            raise ValueError("regularizing needs the ground pixel size (pixel_m)")
 
     @property
-    def margin(self) -> int:
-        """Context rows above and below a block (see the module docstring)."""
-        return max(1, int(self.sieve_px), math.ceil(self.simplify_px) + 2)
+    def seed_margin(self) -> int:
+        """``m1``: context rows (and columns) stage 1 needs around a core (see the module docstring)."""
+        extra = self.seed_erode_px + self.seed_min_px if self.separate else 0
+        return max(1, int(self.sieve_px) + int(extra))
+
+    @property
+    def regularize_reach_px(self) -> int:
+        """How far (pixels) a squared outline may move from the pixel outline and still be used."""
+        if self.regularize_m <= 0:
+            return 0
+        return math.ceil(2.0 * self.regularize_m / min(self.pixel_m)) + 1
 
     @property
     def nodata_reach(self) -> int:
-        """How far (pixels) no-data can be and still meet a simplified building."""
-        return math.ceil(self.simplify_px) + 1 if self.simplify_px > 0 else 0
+        """How far (pixels) no-data can be and still meet a simplified or squared building."""
+        r = math.ceil(self.simplify_px) + 1 if self.simplify_px > 0 else 0
+        return max(r, self.regularize_reach_px)
+
+    @property
+    def instance_margin(self) -> int:
+        """``m2``: rows (and columns) of stage-1 output stage 2 needs around a core."""
+        return max(1, self.reach_px if self.separate else 0, self.nodata_reach + 1)
+
+    @property
+    def margin(self) -> int:
+        """Context rows above and below a core (and columns beside a band) the caller must provide."""
+        return self.seed_margin + self.instance_margin
+
+
+def seed_score(probs: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
+    """``p_building * prod(1 - p_c)`` over the border/contact channels present: high in building interiors."""
+    score = probs[0].astype(np.float32, copy=True)
+    for k, name in enumerate(channels):
+        if name in CUT_CHANNELS:
+            score *= 1.0 - probs[k]
+    return score
+
+
+def grow_seeds(mask: np.ndarray, seeds: np.ndarray, reach: int) -> np.ndarray:
+    """Flood ``seeds`` (int labels, 0 = none, inside ``mask``) through ``mask`` for up to ``reach`` steps.
+
+    Breadth first, 4-connected: a pixel first reached in step ``d`` takes the label of its
+    first neighbour (in the order above, left, right, below) reached in step ``d - 1``.
+    Pixels of ``mask`` further than ``reach`` steps from every seed keep 0. The result at
+    a pixel depends only on ``mask`` and ``seeds`` within ``reach`` pixels of it.
+    """
+    lab = np.where(mask, seeds, 0)
+    front = lab > 0
+    free = mask & ~front
+    # (destination, source) slices; later entries overwrite earlier ones, so the first
+    # neighbour in the order above, left, right, below wins
+    moves = [
+        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),  # from below
+        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),  # from the right
+        ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),  # from the left
+        ((slice(1, None), slice(None)), (slice(None, -1), slice(None))),  # from above
+    ]
+    for _ in range(int(reach)):
+        if not front.any() or not free.any():
+            break
+        new = np.zeros_like(lab)
+        got = np.zeros_like(free)
+        for dst, src in moves:
+            take = free[dst] & front[src]
+            if take.any():
+                new[dst][take] = lab[src][take]
+                got[dst] |= take
+        lab[got] = new[got]
+        free &= ~got
+        front = got
+    return lab
 
 
 class GroundArea:
@@ -133,26 +276,34 @@ def _polygon_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Comp:
-    __slots__ = ("geom", "total", "count", "nodata", "band", "rmax")
+    """A union-find member: a polygon piece of one core (``geoms``), or a seed node (``geoms`` None)."""
 
-    def __init__(self, geom, total: float, count: int, nodata=None, band: int = 0):
-        self.geom, self.total, self.count, self.nodata = geom, total, count, nodata
+    __slots__ = ("geoms", "total", "count", "nodata", "band", "last", "rmax")
+
+    def __init__(self, geoms, total: float, count: int, nodata=None, band: int = 0, last: int = -1):
+        self.geoms, self.total, self.count, self.nodata = geoms, total, count, nodata
         self.band = band
-        self.rmax = -1  # last raster row where it touches its band's right edge (-1: never)
+        self.last = last  # last raster row it covers
+        self.rmax = -1  # last raster row where it reaches the band's right side (-1: never)
+
+
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
 
 class StripVectorizer:
     """Turn consecutive probability strips into building polygons in the raster CRS.
 
     Call :meth:`add_rows` with strips that cover rows ``0..height`` in order, then
-    :meth:`finish`. Finished buildings go to ``emit(geoms, area_m2, score)`` in batches
-    (shapely Polygons in the raster CRS, float64 areas, float64 scores).
+    :meth:`finish`. Strips are ``(n, width)`` building probabilities, or ``(C, n, width)``
+    with the channels of ``options.channels``. Finished buildings go to
+    ``emit(geoms, area_m2, score)`` in batches (shapely Polygons in the raster CRS, float64
+    areas, float64 scores).
 
     Column bands: :meth:`begin_band` ``(x0, x1, cx0, cx1, last)`` vectorises the columns
-    ``[x0, x1)`` from strips that span ``[cx0, cx1)`` (context on both sides for the
-    sieve), band after band from left to right, each top to bottom. Regions touching a
-    band's right edge stay open until the next band has reached their rows, and are
-    merged with the regions they touch there, like regions across strip borders.
+    ``[x0, x1)`` from strips that span ``[cx0, cx1)`` (at least ``options.margin`` context
+    columns on both sides, where the raster has them), band after band from left to right,
+    each top to bottom. Buildings reaching a band's right side stay open until the next
+    band has reached their rows (see the module docstring).
     """
 
     def __init__(self, height: int, width: int, transform: Affine, crs, options: VectorizeOptions, emit: Emit):
@@ -161,14 +312,17 @@ class StripVectorizer:
         self.options = options
         self.area = GroundArea(crs)
         self._emit = emit
-        self._m = options.margin
+        self._m1, self._m2 = options.seed_margin, options.instance_margin
+        self._nch = len(options.channels)
         self._comps: dict[int, _Comp] = {}
         self._parent: dict[int, int] = {}
         self._open: set[int] = set()  # ids of every member of groups still open
         self._next_id = 1
         self.n_polygons = 0
         self._k = -1  # current band
-        self._right: np.ndarray | None = None
+        self._right: np.ndarray | None = None  # unreached-piece ids on the band's last column, per row
+        self._seed_right: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, cols, nodes) for the next band
+        self._prev_band: tuple[int, int] | None = None
         self._in_band = False
 
     def begin_band(self, x0: int, x1: int, cx0: int | None = None, cx1: int | None = None, last: bool = True) -> None:
@@ -178,43 +332,77 @@ class StripVectorizer:
         cx1 = x1 if cx1 is None else cx1
         if not (0 <= cx0 <= x0 < x1 <= cx1 <= self.width):
             raise ValueError(f"bad band columns {(x0, x1, cx0, cx1)} for width {self.width}")
+        m = self.options.margin
+        if cx0 > max(0, x0 - m) or cx1 < min(self.width, x1 + m):
+            raise ValueError(f"band {(x0, x1)} needs {m} context columns on each side, got {(cx0, cx1)}")
+        # a middle band (neither first nor last) must keep its two neighbours' widened columns apart
+        if self.options.separate and self._k >= 1 and self._prev_band[1] - self._prev_band[0] < 2 * self._m2:
+            raise ValueError(f"band {self._prev_band} is narrower than {2 * self._m2} px (2 * instance margin)")
         self._k += 1
         self.x0, self.x1, self.cx0, self.cx1, self._last = x0, x1, cx0, cx1, last
+        # stage 1 labels seeds over the band widened by m2; stage 2 reads them there
+        self.wx0, self.wx1 = max(0, x0 - self._m2), min(self.width, x1 + self._m2)
         self._left = self._right if x0 > 0 else None
         self._right = None if last else np.zeros(self.height, dtype=np.int64)
-        w = cx1 - cx0
-        self._probs = np.zeros((0, w), dtype=np.float32)
-        self._valid = np.zeros((0, w), dtype=bool)
-        self._buf0 = 0  # raster row of buffer row 0
+        self._seed_left = self._joined(self._seed_right) if x0 > 0 else None
+        self._seed_right = []
+        self._prev_band = (x0, x1)
+        cw, ww = cx1 - cx0, self.wx1 - self.wx0
+        # stage-1 input: probabilities (channels first) and validity, from raster row _buf0
+        self._probs = np.zeros((self._nch, 0, cw), dtype=np.float32)
+        self._valid = np.zeros((0, cw), dtype=bool)
+        self._buf0 = 0
         self._rows = 0  # rows received so far
-        self._cores: list[tuple[int, int]] = []
-        self._prev_bottom: np.ndarray | None = None  # global ids on the last row of the previous block
+        # stage-1 output over the widened columns, from raster row _s2buf0
+        self._M = np.zeros((0, ww), dtype=bool)
+        self._N = np.zeros((0, ww), dtype=np.int64)
+        self._P = np.zeros((0, ww), dtype=np.float32)
+        self._V = np.zeros((0, ww), dtype=bool)
+        self._s2buf0 = 0
+        self._s1done = 0  # rows [0, _s1done) are through stage 1
+        self._cores1: list[tuple[int, int]] = []
+        self._cores2: list[tuple[int, int]] = []
+        self._prev_seed_bottom: np.ndarray | None = None  # seed nodes on the last row of the previous core
+        self._prev_bottom: np.ndarray | None = None  # unreached-piece ids on the last row of the previous core
         self._in_band = True
+
+    @staticmethod
+    def _joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not parts:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z, z
+        return tuple(np.concatenate(x) for x in zip(*parts))  # rows ascending: cores come in order
 
     def end_band(self) -> None:
         if self._rows != self.height:
             raise ValueError(f"vectoriser got {self._rows} of {self.height} rows")
-        self._run(final=True)
+        self._run()
+        assert not self._cores1 and not self._cores2
         self._in_band = False
 
     # -- input -------------------------------------------------------------------------
     def add_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
+        """Rows ``[row0, row0 + n)``: ``probs`` ``(n, w)`` (building) or ``(C, n, w)``; ``valid`` ``(n, w)``."""
         if not self._in_band:
             if self._k >= 0:
                 raise ValueError("add_rows after the band ended; call begin_band")
             self.begin_band(0, self.width)
         if row0 != self._rows:
             raise ValueError(f"strip starts at row {row0}, expected {self._rows}")
-        n = probs.shape[0]
+        if probs.ndim == 2:
+            probs = probs[None]
+        n = probs.shape[1]
         if n == 0:
             return
-        if probs.shape != (n, self.cx1 - self.cx0) or valid.shape != probs.shape:
-            raise ValueError("strip shape does not match the raster (or band) width")
-        self._probs = np.concatenate([self._probs, probs.astype(np.float32, copy=False)])
+        if probs.shape != (self._nch, n, self.cx1 - self.cx0) or valid.shape != probs.shape[1:]:
+            raise ValueError(
+                f"strip of shape {probs.shape} does not match {self._nch} channel(s) of the raster (or band) width"
+            )
+        self._probs = np.concatenate([self._probs, probs.astype(np.float32, copy=False)], axis=1)
         self._valid = np.concatenate([self._valid, valid.astype(bool, copy=False)])
-        self._cores.append((row0, row0 + n))
+        self._cores1.append((row0, row0 + n))
         self._rows += n
-        self._run(final=False)
+        self._run()
 
     def finish(self) -> None:
         if self._in_band or self._k < 0:
@@ -225,84 +413,203 @@ class StripVectorizer:
             self._finalize([sorted(self._open)])
             self._open = set()
 
-    # -- blocks ------------------------------------------------------------------------
-    def _run(self, final: bool) -> None:
-        while self._cores and (final or self._cores[0][1] + self._m <= self._rows or self._rows == self.height):
-            a, b = self._cores.pop(0)
-            self._block(a, b)
-            keep_from = (self._cores[0][0] if self._cores else self._rows) - self._m
-            drop = max(0, keep_from - self._buf0)
-            if drop:
-                self._probs = self._probs[drop:]
-                self._valid = self._valid[drop:]
-                self._buf0 += drop
+    # -- scheduling ----------------------------------------------------------------------
+    def _run(self) -> None:
+        H = self.height
+        while True:
+            if self._cores1 and self._rows >= min(H, self._cores1[0][1] + self._m1):
+                a, b = self._cores1.pop(0)
+                self._stage1(a, b)
+                self._cores2.append((a, b))
+                drop = max(0, (self._cores1[0][0] if self._cores1 else self._rows) - self._m1 - self._buf0)
+                if drop:
+                    self._probs, self._valid = self._probs[:, drop:], self._valid[drop:]
+                    self._buf0 += drop
+            elif self._cores2 and self._s1done >= min(H, self._cores2[0][1] + self._m2):
+                a, b = self._cores2.pop(0)
+                self._stage2(a, b)
+                drop = max(0, (self._cores2[0][0] if self._cores2 else self._s1done) - self._m2 - self._s2buf0)
+                if drop:
+                    self._M, self._N, self._P, self._V = (x[drop:] for x in (self._M, self._N, self._P, self._V))
+                    self._s2buf0 += drop
+            else:
+                return
 
-    def _block(self, a: int, b: int) -> None:
-        from scipy import ndimage  # here, not at import: it costs 0.2 s of start-up
-
+    # -- stage 1: mask and seeds -----------------------------------------------------------
+    def _stage1(self, a: int, b: int) -> None:
         opt = self.options
-        m = self._m
-        c0, c1 = max(0, a - m), min(self.height, b + m)
+        c0, c1 = max(0, a - self._m1), min(self.height, b + self._m1)
         assert c0 >= self._buf0 and c1 <= self._rows
-        P = self._probs[c0 - self._buf0 : c1 - self._buf0]
+        P = self._probs[:, c0 - self._buf0 : c1 - self._buf0]
         V = self._valid[c0 - self._buf0 : c1 - self._buf0]
-        binary = ((P >= opt.threshold) & V).astype(np.uint8)
+        binary = ((P[0] >= opt.threshold) & V).astype(np.uint8)
         if opt.sieve_px >= 2 and binary.any():
             binary = sieve(binary, size=int(opt.sieve_px), connectivity=4)
             binary &= V
-        xs, xe = self.x0 - self.cx0, self.x1 - self.cx0
-        core = binary[a - c0 : b - c0, xs:xe]
-        labels, n = ndimage.label(core)
+        rows = slice(a - c0, b - c0)
+        cols = slice(self.wx0 - self.cx0, self.wx1 - self.cx0)
+        M = binary[rows, cols].astype(bool)
+        if opt.separate:
+            N = self._seeds(binary.astype(bool), P, a, b, rows, cols)
+        else:
+            N = np.zeros(M.shape, dtype=np.int64)
+        self._M = np.concatenate([self._M, M])
+        self._N = np.concatenate([self._N, N])
+        self._P = np.concatenate([self._P, P[0, rows, cols]])
+        self._V = np.concatenate([self._V, V[rows, cols]])
+        self._s1done = b
+
+    def _seeds(self, binary: np.ndarray, P: np.ndarray, a: int, b: int, rows: slice, cols: slice) -> np.ndarray:
+        """Seed nodes (global ids, 0 = none) of the core's rows over the widened columns; see step 3."""
+        from scipy import ndimage  # here, not at import: it costs 0.2 s of start-up
+
+        opt = self.options
+        if opt.seed_erode_px:
+            seed = binary & (P[0] >= opt.seed_threshold)
+            # outside the context counts as seed, so raster edges do not erode (strip edges are far enough)
+            seed = ndimage.binary_erosion(seed, _CROSS, iterations=int(opt.seed_erode_px), border_value=1)
+        else:
+            seed = binary & (seed_score(P, opt.channels) >= opt.seed_threshold)
+        if opt.seed_min_px >= 2 and seed.any():
+            lab, n = ndimage.label(seed)
+            size = np.bincount(lab.ravel(), minlength=n + 1)
+            size[0] = 0
+            seed = size[lab] >= opt.seed_min_px
+        lab, n = ndimage.label(seed[rows, cols])
         base = self._next_id - 1
         self._next_id += n
-        new_ids: list[int] = []
+        N = np.where(lab > 0, lab.astype(np.int64) + base, 0)
+        if not n:
+            self._prev_seed_bottom = N[-1] if b < self.height else None
+            return N
+        # members: last row, and last row within reach of the band's right side
+        zone = max(0, self.x1 - self._m2 - 1 - self.wx0)  # from here on, the next band shares the seeds
+        rmax = np.full(n + 1, -1, dtype=np.int64)
+        if not self._last:
+            sub = lab[:, zone:]
+            r, _ = np.nonzero(sub)
+            np.maximum.at(rmax, sub[sub > 0], r + a)
+        for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+            comp = _Comp(None, 0.0, 0, None, self._k, a + sl[0].stop - 1)
+            comp.rmax = int(rmax[k])
+            self._comps[base + k] = comp
+            self._parent[base + k] = base + k
+            self._open.add(base + k)
+        # one seed across the border with the previous core
+        if self._prev_seed_bottom is not None:
+            self._union_pairs(self._prev_seed_bottom, N[0])
+        self._prev_seed_bottom = N[-1] if b < self.height else None
+        # the same seed pixels, labelled by the band on the left
+        if self._seed_left is not None:
+            lr, lc, ln = self._seed_left
+            i, j = np.searchsorted(lr, a), np.searchsorted(lr, b)
+            if j > i:
+                here = N[lr[i:j] - a, lc[i:j] - self.wx0]
+                ok = here > 0  # always: both bands see the exact seeds there
+                self._union_pairs(ln[i:j][ok], here[ok])
+        # and the pixels the band on the right will label again
+        if not self._last:
+            q0, q1 = max(self.wx0, self.x1 - self._m2), self.wx1
+            r, c = np.nonzero(N[:, q0 - self.wx0 : q1 - self.wx0])
+            if r.size:
+                self._seed_right.append((r + a, c + q0, N[r, c + q0 - self.wx0]))
+        return N
+
+    def _union_pairs(self, p: np.ndarray, q: np.ndarray) -> None:
+        """Union ``p[i]`` with ``q[i]`` wherever both are non-zero."""
+        both = (p > 0) & (q > 0)
+        if both.any():
+            for u, v in np.unique(np.stack([p[both], q[both]], axis=1), axis=0):
+                self._union(int(u), int(v))
+
+    # -- stage 2: instances and polygons -----------------------------------------------------
+    def _stage2(self, a: int, b: int) -> None:
+        from scipy import ndimage
+
+        opt = self.options
+        c0, c1 = max(0, a - self._m2), min(self.height, b + self._m2)
+        assert c0 >= self._s2buf0 and c1 <= self._s1done
+        o0, o1 = c0 - self._s2buf0, c1 - self._s2buf0
+        M = self._M[o0:o1]
+        rows = slice(a - c0, b - c0)
+        xs, xe = self.x0 - self.wx0, self.x1 - self.wx0
+        core = M[rows, xs:xe]
+        grown = None
+        if opt.separate and core.any():
+            grown = self._grow(M, self._N[o0:o1], rows, xs, xe)
+        unreached = core & (grown == 0) if grown is not None else core
+        labels, nu = ndimage.label(unreached)
+        nodes = np.zeros(0, dtype=np.int64)
+        if grown is not None:
+            sel = grown > 0
+            if sel.any():
+                nodes, inv = np.unique(grown[sel], return_inverse=True)
+                labels[sel] = nu + 1 + inv.astype(labels.dtype)
+        n = nu + len(nodes)
+        base = self._next_id - 1
+        self._next_id += n
+        new_ids = []
         if n:
-            probs_core = P[a - c0 : b - c0, xs:xe]
+            probs = self._P[o0:o1][rows, xs:xe]
             flat = labels.ravel()
-            totals = np.bincount(flat, weights=probs_core.ravel(), minlength=n + 1)
+            totals = np.bincount(flat, weights=probs.ravel(), minlength=n + 1)
             counts = np.bincount(flat, minlength=n + 1)
+            V = self._V[o0:o1]
             nodata = (
                 self._nodata_pieces(labels, ~V, a - c0, xs, c0) if (opt.nodata_reach and not V.all()) else {}
             )
-            t = Affine.translation(self.x0, a)
-            for geom, value in shapes(labels, mask=core.astype(bool), connectivity=4, transform=t):
-                lab = int(value)
+            for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
                 gid = base + lab
-                self._comps[gid] = _Comp(shape(geom), float(totals[lab]), int(counts[lab]), nodata.get(lab), self._k)
+                self._comps[gid] = _Comp([], float(totals[lab]), int(counts[lab]), nodata.get(lab), self._k,
+                                         a + sl[0].stop - 1)
                 self._parent[gid] = gid
                 new_ids.append(gid)
-            if self._left is not None:  # regions continuing from the band on the left
-                left, cur = self._left[a:b], labels[:, 0]
-                both = (left > 0) & (cur > 0)
-                if both.any():
-                    for p, q in np.unique(np.stack([left[both], base + cur[both]], axis=1), axis=0):
-                        self._union(int(p), int(q))
-            if self._right is not None:  # regions the band on the right must see
-                col = labels[:, -1]
-                self._right[a:b] = np.where(col > 0, col.astype(np.int64) + base, 0)
-                for lab in np.unique(col[col > 0]):
-                    self._comps[base + int(lab)].rmax = a + int(np.flatnonzero(col == lab)[-1])
-        # merge with regions open on the previous block's bottom row
-        top = labels[0]
-        if self._prev_bottom is not None and n:
-            both = (self._prev_bottom > 0) & (top > 0)
-            if both.any():
-                pairs = np.unique(np.stack([self._prev_bottom[both], base + top[both]], axis=1), axis=0)
-                for p, q in pairs:
-                    self._union(int(p), int(q))
-        bottom = labels[-1]
-        touching = set() if b >= self.height else {base + int(v) for v in np.unique(bottom[bottom > 0])}
+            t = Affine.translation(self.x0, a)
+            for geom, value in shapes(labels, mask=labels > 0, connectivity=4, transform=t):
+                self._comps[base + int(value)].geoms.append(shape(geom))
+            for k, node in enumerate(nodes):  # grown pieces belong to their seed
+                self._union(base + nu + 1 + k, int(node))
+            ids = np.where(labels > 0, labels.astype(np.int64) + base, 0)
+            unreached_ids = np.where(labels > nu, 0, ids)
+            if self._left is not None:  # unreached regions continuing from the band on the left
+                self._union_pairs(self._left[a:b], unreached_ids[:, 0])
+            if self._right is not None:  # what the band on the right must see
+                self._right[a:b] = unreached_ids[:, -1]
+                col = ids[:, -1]
+                for gid in np.unique(col[col > 0]):
+                    self._comps[int(gid)].rmax = a + int(np.flatnonzero(col == gid)[-1])
+            if self._prev_bottom is not None:  # unreached regions continuing from the core above
+                self._union_pairs(self._prev_bottom, unreached_ids[0])
+            bottom = unreached_ids[-1]
+        else:
+            bottom = np.zeros(xe - xs, dtype=np.int64)
+        self._prev_bottom = bottom if b < self.height else None
+        self._open.update(new_ids)
+        self._close(b)
+
+    def _grow(self, M: np.ndarray, N: np.ndarray, rows: slice, xs: int, xe: int) -> np.ndarray:
+        """Seed labels grown over ``M`` (step 4), for the core only; crops to where ``M`` is, for speed."""
+        r = np.flatnonzero(M.any(axis=1))
+        c = np.flatnonzero(M.any(axis=0))
+        r0, r1, q0, q1 = r[0], r[-1] + 1, c[0], c[-1] + 1
+        lab = np.zeros(M.shape, dtype=np.int64)
+        lab[r0:r1, q0:q1] = grow_seeds(M[r0:r1, q0:q1], N[r0:r1, q0:q1], self.options.reach_px)
+        return lab[rows, xs:xe]
+
+    def _close(self, b: int) -> None:
+        """Finish every group that nothing below ``b`` (or in the next band) can join any more."""
+        below = b < self.height
 
         def member_open(gid: int) -> bool:
             c = self._comps[gid]
             if c.band == self._k:
-                return gid in touching or (c.rmax >= 0 and not self._last)
-            if c.band == self._k - 1:  # waits for this band to reach the rows it touches
+                return (below and c.last >= b - 1) or (c.rmax >= 0 and not self._last)
+            if c.band == self._k - 1:  # waits for this band to reach the rows it shares
                 return c.rmax >= b
             return False
 
         groups: dict[int, list[int]] = {}
-        for gid in list(self._open) + new_ids:
+        for gid in self._open:
             groups.setdefault(self._find(gid), []).append(gid)
         still_open: set[int] = set()
         done = []
@@ -312,16 +619,15 @@ class StripVectorizer:
             else:
                 done.append(members)
         self._open = still_open
-        self._prev_bottom = np.where(bottom > 0, bottom.astype(np.int64) + base, 0) if b < self.height else None
         if done:
             self._finalize(done)
 
     def _nodata_pieces(self, labels: np.ndarray, invalid: np.ndarray, row_off: int, col_off: int,
                        ctx_row0: int) -> dict[int, object]:
-        """No-data polygons (pixel coordinates) within reach of each region that has any nearby.
+        """No-data polygons (pixel coordinates) within reach of each piece that has any nearby.
 
-        ``invalid`` is the context (rows from ``ctx_row0``, columns from ``cx0``); the block's
-        labels start ``row_off`` rows and ``col_off`` columns into it.
+        ``invalid`` is the context (rows from ``ctx_row0``, the band's widened columns); the
+        core's labels start ``row_off`` rows and ``col_off`` columns into it.
         """
         from scipy import ndimage
 
@@ -336,7 +642,7 @@ class StripVectorizer:
             sub = invalid[r0:r1, q0:q1]
             if not sub.any():
                 continue
-            t = Affine.translation(self.cx0 + q0, ctx_row0 + r0)
+            t = Affine.translation(self.wx0 + q0, ctx_row0 + r0)
             polys = [shape(g) for g, _ in shapes(sub.astype(np.uint8), mask=sub, connectivity=4, transform=t)]
             out[lab] = shapely.union_all(polys)
         return out
@@ -357,22 +663,23 @@ class StripVectorizer:
 
     # -- output --------------------------------------------------------------------------
     def _finalize(self, groups: list[list[int]]) -> None:
-        geoms, scores, nodata = [], [], []
+        geoms, scores, nodata, hulls = [], [], [], []
         for members in groups:
             comps = [self._comps.pop(g) for g in members]
             for g in members:
                 del self._parent[g]
-            if len(comps) == 1:
-                geom = comps[0].geom
-            else:
-                geom = shapely.union_all([c.geom for c in comps])
+            parts = [p for c in comps if c.geoms for p in c.geoms]
+            if not parts:  # seeds only: their pixels went out with their pieces' group
+                continue
+            geom = parts[0] if len(parts) == 1 else shapely.union_all(parts)
             total = sum(c.total for c in comps)
             count = sum(c.count for c in comps)
             pieces = [c.nodata for c in comps if c.nodata is not None]
             geoms.append(geom)
             scores.append(total / max(count, 1))
             nodata.append(shapely.union_all(pieces) if pieces else None)
-        self._finish_buildings(np.array(geoms, dtype=object), np.array(scores, dtype=np.float64), nodata)
+        if geoms:
+            self._finish_buildings(np.array(geoms, dtype=object), np.array(scores, dtype=np.float64), nodata)
 
     def _finish_buildings(self, geoms: np.ndarray, scores: np.ndarray, nodata: list) -> None:
         opt = self.options
@@ -382,12 +689,13 @@ class StripVectorizer:
         # canonical outline: no collinear vertices (unions leave some on block borders), fixed start
         # and orientation, so simplifying a building gives the same result however it was pieced
         geoms = shapely.normalize(shapely.simplify(geoms, 0.0, preserve_topology=True))
-        if opt.simplify_px > 0:
-            geoms = shapely.simplify(geoms, opt.simplify_px, preserve_topology=True)
+        out = shapely.simplify(geoms, opt.simplify_px, preserve_topology=True) if opt.simplify_px > 0 else geoms
+        if opt.regularize_m > 0:
+            out = self._regularize(geoms, out)
         for k, piece in enumerate(nodata):
             if piece is not None:
-                geoms[k] = shapely.difference(geoms[k], piece)
-        parts, idx = _polygon_parts(geoms)
+                out[k] = shapely.difference(out[k], piece)
+        parts, idx = _polygon_parts(out)
         if parts.size == 0:
             return
         crs_geoms = shapely.orient_polygons(to_crs_coords(parts, self.transform), exterior_cw=False)
@@ -396,3 +704,22 @@ class StripVectorizer:
         if keep.any():
             self.n_polygons += int(keep.sum())
             self._emit(crs_geoms[keep], area[keep], scores[idx[keep]])
+
+    def _regularize(self, exact: np.ndarray, simple: np.ndarray) -> np.ndarray:
+        """Square ``simple`` outlines in ground metres; keep one that would move beyond the no-data reach."""
+        from .regularize import regularize
+
+        opt = self.options
+        gx, gy = opt.pixel_m
+        to_m = np.array([gx, gy])
+        out = simple.copy()
+        for k, g in enumerate(simple):
+            g_m = shapely.transform(g, lambda xy: xy * to_m)
+            r_m = regularize(g_m, tolerance=opt.regularize_m, max_area_change=0.1)
+            if r_m is g_m or r_m.is_empty:
+                continue
+            r = shapely.transform(r_m, lambda xy: xy / to_m)
+            # the no-data around a building was gathered within nodata_reach pixels of its pixels
+            if r.is_valid and shapely.covered_by(r, shapely.buffer(exact[k], opt.nodata_reach, quad_segs=2)):
+                out[k] = r
+        return out
