@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 
 import geopandas as gpd
 import numpy as np
-import rasterio
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds

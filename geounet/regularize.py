@@ -75,7 +75,7 @@ def _square_ring(ring: np.ndarray) -> np.ndarray | None:
         return None
     corners = []
     for k in range(len(lines)):
-        (h1, p1), (h2, p2) = lines[k], lines[(k + 1) % len(lines)]
+        (h1, p1), (_, p2) = lines[k], lines[(k + 1) % len(lines)]
         corners.append((p2, p1) if h1 else (p1, p2))
     corners.append(corners[0])
     return np.asarray(corners, dtype=float)

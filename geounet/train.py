@@ -12,7 +12,6 @@ import csv
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
