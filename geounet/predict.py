@@ -77,12 +77,14 @@ SIEVE_MAX_PX = 256
 # (1 - p_border) * (1 - p_contact) >= the seed threshold, at least SEED_MIN_M2 large; they
 # grow back over the building mask for at most REACH_M (a bounded reach keeps the streamed
 # result exact). With a building-only model, seeds are p_building >= PLAIN_SEED_THRESHOLD
-# eroded by PLAIN_ERODE_M (the contact band a separation model would predict).
+# eroded by PLAIN_ERODE_M (the contact band a separation model would predict). Values tuned
+# on two held-out areas (docs/separation.md).
 DEFAULT_SEED_THRESHOLD = 0.5
-SEED_MIN_M2 = 0.25
-REACH_M = 1.5
-PLAIN_SEED_THRESHOLD = 0.8
+SEED_MIN_M2 = 4.0
+REACH_M = 3.0
+PLAIN_SEED_THRESHOLD = 0.95
 PLAIN_ERODE_M = 0.45
+SEED_MIN_MAX_PX = 256  # like the sieve: the seed-size filter needs this many rows of context
 MAX_REACH_PX = 100  # keeps the context of a band (2 * reach) below the 256 px band alignment
 REGULARIZE_M = 0.5  # --regularize tolerance: outline detail smaller than this is squared away
 MIN_TILE = 512  # windows at least this big: less overlap overhead per pixel, same speed per pixel
@@ -702,7 +704,7 @@ def vectorize_options(src, options: RunOptions, channels: tuple[str, ...] = ("bu
         threshold=options.threshold, sieve_px=sieve_px, simplify_px=options.simplify / px,
         min_area_m2=options.min_area, channels=tuple(channels), separate=separate,
         seed_threshold=float(seed_threshold),
-        seed_min_px=int(max(1, round(SEED_MIN_M2 / (px * px)))) if separate else 0,
+        seed_min_px=int(min(SEED_MIN_MAX_PX, max(1, round(SEED_MIN_M2 / (px * px))))) if separate else 0,
         seed_erode_px=int(max(1, round(PLAIN_ERODE_M / px))) if plain else 0,
         reach_px=int(min(MAX_REACH_PX, max(1, math.ceil(REACH_M / px)))) if separate else 0,
         regularize_m=REGULARIZE_M if options.regularize else 0.0, pixel_m=(gx, gy),
@@ -784,7 +786,8 @@ def predict_raster(
     vectorizer = StripVectorizer(H, W, transform, crs, vopt, emit)
     prob_writer = _ProbWriter(probs, profile, with_mask, channels) if probs is not None else None
     windows_q: queue.Queue = queue.Queue(maxsize=4)
-    strips_q: queue.Queue = queue.Queue(maxsize=4)
+    # strips of several channels (separation) are 3x larger: fewer of them in flight bounds the memory alike
+    strips_q: queue.Queue = queue.Queue(maxsize=4 if nch is None else 2)
     pin = device.type == "cuda"
     reader = _Reader(input_path, stitchers, info, options.batch_size, pin, windows_q, stop, target_px)
     writer = _Writer(strips_q, stop, vectorizer, prob_writer, band_specs)

@@ -314,6 +314,10 @@ class StripVectorizer:
         self._emit = emit
         self._m1, self._m2 = options.seed_margin, options.instance_margin
         self._nch = len(options.channels)
+        # stage 1 keeps building and, when separating, the product of (1 - p) over the cut
+        # channels: all the seed score needs, in two channels whatever the model gives
+        self._cuts = [k for k, n in enumerate(options.channels) if n in CUT_CHANNELS] if options.separate else []
+        self._nin = 2 if self._cuts else 1
         self._comps: dict[int, _Comp] = {}
         self._parent: dict[int, int] = {}
         self._open: set[int] = set()  # ids of every member of groups still open
@@ -348,20 +352,22 @@ class StripVectorizer:
         self._seed_right = []
         self._prev_band = (x0, x1)
         cw, ww = cx1 - cx0, self.wx1 - self.wx0
-        # stage-1 input: probabilities (channels first) and validity, from raster row _buf0
-        self._probs = np.zeros((self._nch, 0, cw), dtype=np.float32)
+        # stage-1 input: building probability (and the seeds' cut factor) and validity, from raster row _buf0
+        self._probs = np.zeros((self._nin, 0, cw), dtype=np.float32)
         self._valid = np.zeros((0, cw), dtype=bool)
         self._buf0 = 0
         self._rows = 0  # rows received so far
-        # stage-1 output over the widened columns, from raster row _s2buf0
+        # stage-1 output over the widened columns, from raster row _s2buf0; seed nodes are stored
+        # as int32 offsets from the band's first id
+        self._nbase = self._next_id - 1
         self._M = np.zeros((0, ww), dtype=bool)
-        self._N = np.zeros((0, ww), dtype=np.int64)
+        self._N = np.zeros((0, ww), dtype=np.int32) if self.options.separate else None
         self._P = np.zeros((0, ww), dtype=np.float32)
         self._V = np.zeros((0, ww), dtype=bool)
         self._s2buf0 = 0
         self._s1done = 0  # rows [0, _s1done) are through stage 1
+        self._s2done = 0  # and [0, _s2done) through stage 2
         self._cores1: list[tuple[int, int]] = []
-        self._cores2: list[tuple[int, int]] = []
         self._prev_seed_bottom: np.ndarray | None = None  # seed nodes on the last row of the previous core
         self._prev_bottom: np.ndarray | None = None  # unreached-piece ids on the last row of the previous core
         self._in_band = True
@@ -377,7 +383,7 @@ class StripVectorizer:
         if self._rows != self.height:
             raise ValueError(f"vectoriser got {self._rows} of {self.height} rows")
         self._run()
-        assert not self._cores1 and not self._cores2
+        assert not self._cores1 and self._s2done == self.height
         self._in_band = False
 
     # -- input -------------------------------------------------------------------------
@@ -398,7 +404,13 @@ class StripVectorizer:
             raise ValueError(
                 f"strip of shape {probs.shape} does not match {self._nch} channel(s) of the raster (or band) width"
             )
-        self._probs = np.concatenate([self._probs, probs.astype(np.float32, copy=False)], axis=1)
+        keep = probs[:1].astype(np.float32, copy=False)
+        if self._cuts:
+            cut = np.ones((1,) + probs.shape[1:], dtype=np.float32)
+            for k in self._cuts:
+                cut *= 1.0 - probs[k]
+            keep = np.concatenate([keep, cut])
+        self._probs = np.concatenate([self._probs, keep], axis=1)
         self._valid = np.concatenate([self._valid, valid.astype(bool, copy=False)])
         self._cores1.append((row0, row0 + n))
         self._rows += n
@@ -415,25 +427,30 @@ class StripVectorizer:
 
     # -- scheduling ----------------------------------------------------------------------
     def _run(self) -> None:
+        """Run stage 1 on every core with its context, and stage 2 right behind it.
+
+        Stage 2 works on the rows stage 1 has finished up to ``m2`` rows ago (the core
+        shifted up by ``m2``), so it never waits for the next strip and the stage-1 output
+        held is about one strip.
+        """
         H = self.height
-        while True:
-            if self._cores1 and self._rows >= min(H, self._cores1[0][1] + self._m1):
-                a, b = self._cores1.pop(0)
-                self._stage1(a, b)
-                self._cores2.append((a, b))
-                drop = max(0, (self._cores1[0][0] if self._cores1 else self._rows) - self._m1 - self._buf0)
+        while self._cores1 and self._rows >= min(H, self._cores1[0][1] + self._m1):
+            a, b = self._cores1.pop(0)
+            self._stage1(a, b)
+            drop = max(0, (self._cores1[0][0] if self._cores1 else self._rows) - self._m1 - self._buf0)
+            if drop:
+                self._probs, self._valid = self._probs[:, drop:], self._valid[drop:]
+                self._buf0 += drop
+            end = H if self._s1done == H else self._s1done - self._m2
+            if end > self._s2done:
+                self._stage2(self._s2done, end)
+                self._s2done = end
+                drop = max(0, end - self._m2 - self._s2buf0)
                 if drop:
-                    self._probs, self._valid = self._probs[:, drop:], self._valid[drop:]
-                    self._buf0 += drop
-            elif self._cores2 and self._s1done >= min(H, self._cores2[0][1] + self._m2):
-                a, b = self._cores2.pop(0)
-                self._stage2(a, b)
-                drop = max(0, (self._cores2[0][0] if self._cores2 else self._s1done) - self._m2 - self._s2buf0)
-                if drop:
-                    self._M, self._N, self._P, self._V = (x[drop:] for x in (self._M, self._N, self._P, self._V))
+                    self._M, self._P, self._V = self._M[drop:], self._P[drop:], self._V[drop:]
+                    if self._N is not None:
+                        self._N = self._N[drop:]
                     self._s2buf0 += drop
-            else:
-                return
 
     # -- stage 1: mask and seeds -----------------------------------------------------------
     def _stage1(self, a: int, b: int) -> None:
@@ -450,17 +467,14 @@ class StripVectorizer:
         cols = slice(self.wx0 - self.cx0, self.wx1 - self.cx0)
         M = binary[rows, cols].astype(bool)
         if opt.separate:
-            N = self._seeds(binary.astype(bool), P, a, b, rows, cols)
-        else:
-            N = np.zeros(M.shape, dtype=np.int64)
+            self._N = np.concatenate([self._N, self._seeds(binary.astype(bool), P, a, b, rows, cols)])
         self._M = np.concatenate([self._M, M])
-        self._N = np.concatenate([self._N, N])
         self._P = np.concatenate([self._P, P[0, rows, cols]])
         self._V = np.concatenate([self._V, V[rows, cols]])
         self._s1done = b
 
     def _seeds(self, binary: np.ndarray, P: np.ndarray, a: int, b: int, rows: slice, cols: slice) -> np.ndarray:
-        """Seed nodes (global ids, 0 = none) of the core's rows over the widened columns; see step 3."""
+        """Seed nodes of the core's rows over the widened columns (int32, 0 = none; id - band base); step 3."""
         from scipy import ndimage  # here, not at import: it costs 0.2 s of start-up
 
         opt = self.options
@@ -469,18 +483,20 @@ class StripVectorizer:
             # outside the context counts as seed, so raster edges do not erode (strip edges are far enough)
             seed = ndimage.binary_erosion(seed, _CROSS, iterations=int(opt.seed_erode_px), border_value=1)
         else:
-            seed = binary & (seed_score(P, opt.channels) >= opt.seed_threshold)
+            seed = binary & ((P[0] * P[1] if self._cuts else P[0]) >= opt.seed_threshold)
         if opt.seed_min_px >= 2 and seed.any():
             lab, n = ndimage.label(seed)
-            size = np.bincount(lab.ravel(), minlength=n + 1)
-            size[0] = 0
-            seed = size[lab] >= opt.seed_min_px
+            big = np.bincount(lab.ravel(), minlength=n + 1) >= opt.seed_min_px
+            big[0] = False
+            seed = big[lab]
         lab, n = ndimage.label(seed[rows, cols])
         base = self._next_id - 1
         self._next_id += n
-        N = np.where(lab > 0, lab.astype(np.int64) + base, 0)
+        if self._next_id - self._nbase >= 2**31:
+            raise ValueError("more than 2**31 seeds and pieces in one column band")
+        N = np.where(lab > 0, lab + (base - self._nbase), 0).astype(np.int32)
         if not n:
-            self._prev_seed_bottom = N[-1] if b < self.height else None
+            self._prev_seed_bottom = None if b >= self.height else np.zeros(N.shape[1], dtype=np.int64)
             return N
         # members: last row, and last row within reach of the band's right side
         zone = max(0, self.x1 - self._m2 - 1 - self.wx0)  # from here on, the next band shares the seeds
@@ -497,14 +513,14 @@ class StripVectorizer:
             self._open.add(base + k)
         # one seed across the border with the previous core
         if self._prev_seed_bottom is not None:
-            self._union_pairs(self._prev_seed_bottom, N[0])
-        self._prev_seed_bottom = N[-1] if b < self.height else None
+            self._union_pairs(self._prev_seed_bottom, self._glob(N[0]))
+        self._prev_seed_bottom = self._glob(N[-1]) if b < self.height else None
         # the same seed pixels, labelled by the band on the left
         if self._seed_left is not None:
             lr, lc, ln = self._seed_left
             i, j = np.searchsorted(lr, a), np.searchsorted(lr, b)
             if j > i:
-                here = N[lr[i:j] - a, lc[i:j] - self.wx0]
+                here = self._glob(N[lr[i:j] - a, lc[i:j] - self.wx0])
                 ok = here > 0  # always: both bands see the exact seeds there
                 self._union_pairs(ln[i:j][ok], here[ok])
         # and the pixels the band on the right will label again
@@ -512,8 +528,12 @@ class StripVectorizer:
             q0, q1 = max(self.wx0, self.x1 - self._m2), self.wx1
             r, c = np.nonzero(N[:, q0 - self.wx0 : q1 - self.wx0])
             if r.size:
-                self._seed_right.append((r + a, c + q0, N[r, c + q0 - self.wx0]))
+                self._seed_right.append((r + a, c + q0, self._glob(N[r, c + q0 - self.wx0])))
         return N
+
+    def _glob(self, n: np.ndarray) -> np.ndarray:
+        """Stored seed nodes (offsets from the band's first id) as global ids, 0 staying 0."""
+        return np.where(n > 0, n.astype(np.int64) + self._nbase, 0)
 
     def _union_pairs(self, p: np.ndarray, q: np.ndarray) -> None:
         """Union ``p[i]`` with ``q[i]`` wherever both are non-zero."""
@@ -545,6 +565,7 @@ class StripVectorizer:
             if sel.any():
                 nodes, inv = np.unique(grown[sel], return_inverse=True)
                 labels[sel] = nu + 1 + inv.astype(labels.dtype)
+                nodes = nodes.astype(np.int64) + self._nbase
         n = nu + len(nodes)
         base = self._next_id - 1
         self._next_id += n
@@ -569,18 +590,20 @@ class StripVectorizer:
                 self._comps[base + int(value)].geoms.append(shape(geom))
             for k, node in enumerate(nodes):  # grown pieces belong to their seed
                 self._union(base + nu + 1 + k, int(node))
-            ids = np.where(labels > 0, labels.astype(np.int64) + base, 0)
-            unreached_ids = np.where(labels > nu, 0, ids)
+
+            def unreached_ids(lab: np.ndarray) -> np.ndarray:  # a row or column of the core
+                return np.where((lab > 0) & (lab <= nu), lab.astype(np.int64) + base, 0)
+
             if self._left is not None:  # unreached regions continuing from the band on the left
-                self._union_pairs(self._left[a:b], unreached_ids[:, 0])
+                self._union_pairs(self._left[a:b], unreached_ids(labels[:, 0]))
             if self._right is not None:  # what the band on the right must see
-                self._right[a:b] = unreached_ids[:, -1]
-                col = ids[:, -1]
-                for gid in np.unique(col[col > 0]):
-                    self._comps[int(gid)].rmax = a + int(np.flatnonzero(col == gid)[-1])
+                self._right[a:b] = unreached_ids(labels[:, -1])
+                col = labels[:, -1]
+                for lab in np.unique(col[col > 0]):
+                    self._comps[base + int(lab)].rmax = a + int(np.flatnonzero(col == lab)[-1])
             if self._prev_bottom is not None:  # unreached regions continuing from the core above
-                self._union_pairs(self._prev_bottom, unreached_ids[0])
-            bottom = unreached_ids[-1]
+                self._union_pairs(self._prev_bottom, unreached_ids(labels[0]))
+            bottom = unreached_ids(labels[-1])
         else:
             bottom = np.zeros(xe - xs, dtype=np.int64)
         self._prev_bottom = bottom if b < self.height else None
@@ -592,7 +615,7 @@ class StripVectorizer:
         r = np.flatnonzero(M.any(axis=1))
         c = np.flatnonzero(M.any(axis=0))
         r0, r1, q0, q1 = r[0], r[-1] + 1, c[0], c[-1] + 1
-        lab = np.zeros(M.shape, dtype=np.int64)
+        lab = np.zeros(M.shape, dtype=N.dtype)
         lab[r0:r1, q0:q1] = grow_seeds(M[r0:r1, q0:q1], N[r0:r1, q0:q1], self.options.reach_px)
         return lab[rows, xs:xe]
 
@@ -713,7 +736,12 @@ class StripVectorizer:
         gx, gy = opt.pixel_m
         to_m = np.array([gx, gy])
         out = simple.copy()
+        # buildings far under --min-area are dropped whatever their shape (squaring keeps the area
+        # within 10%): not worth squaring
+        skip = shapely.area(simple) * gx * gy < 0.5 * opt.min_area_m2
         for k, g in enumerate(simple):
+            if skip[k]:
+                continue
             g_m = shapely.transform(g, lambda xy: xy * to_m)
             r_m = regularize(g_m, tolerance=opt.regularize_m, max_area_change=0.1)
             if r_m is g_m or r_m.is_empty:
