@@ -3,7 +3,9 @@
 Rows arrive top to bottom in strips (the blocks, or *cores*). Every core goes through two
 stages, each run once enough rows below it have arrived to give it context; the result is
 **identical to running both stages on the whole raster at once** (the arguments are given
-with each step), so a block border can neither split nor merge a building.
+with each step), so a block border can neither split nor merge a building. Stage 2 runs
+right behind stage 1, on the rows stage 1 finished ``m2`` rows ago, so only about one
+strip of stage-1 output is ever held.
 
 Stage 1, building mask and seeds (context ``m1`` rows above and below the core):
 
