@@ -184,9 +184,14 @@ def test_seed_joined_only_below_the_block_is_one_building():
         assert len(g) == 1 and len(g[0].interiors) == 0
 
 
-@pytest.mark.parametrize("strips", [[30], [10], [30, 7], [15, 15, 3]])
+M2 = VectorizeOptions(**OPT).instance_margin  # stage 2 runs on the rows stage 1 finished M2 rows ago
+
+
+@pytest.mark.parametrize("strips", [[30], [10], [30, 7], [15, 15, 3], [30 + M2], [30 + M2, 4]])
 def test_buildings_touching_exactly_at_a_block_border_stay_two(strips):
-    rects = [(6, 10, 30, 50), (30, 10, 54, 50)]  # the shared wall is the border between rows 29 and 30
+    # the shared wall is the border between rows 29 and 30: a stage-1 border with strips of 30 rows,
+    # a stage-2 border with strips of 30 + M2
+    rects = [(6, 10, 30, 50), (30, 10, 54, 50)]
     P = probabilities(rectangles(rects, (60, 60)))
     g, _, _ = vectorize(P, strips, **OPT)
     assert len(g) == 2
