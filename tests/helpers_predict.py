@@ -161,3 +161,17 @@ def toy_info(model_cfg: ModelConfig | None = None, tile=64, **kw) -> CheckpointI
 
 def files_in(folder) -> set[str]:
     return {p.name for p in Path(folder).iterdir()}
+
+
+def feed_strips(vec, probs: np.ndarray, valid: np.ndarray, bands, strips, margin: int) -> None:
+    """Feed a StripVectorizer column band by band and strip by strip (strip heights cycle through ``strips``);
+    ``probs`` is (H, W) or (C, H, W)."""
+    h, w = valid.shape
+    for k, (x0, x1) in enumerate(bands):
+        cx0, cx1 = max(0, x0 - margin), min(w, x1 + margin)
+        vec.begin_band(x0, x1, cx0, cx1, last=k == len(bands) - 1)
+        r, i = 0, 0
+        while r < h:
+            n = min(strips[i % len(strips)], h - r)
+            vec.add_rows(r, probs[..., r : r + n, cx0:cx1], valid[r : r + n, cx0:cx1])
+            r, i = r + n, i + 1

@@ -30,7 +30,7 @@ from geounet.stitch import StripStitcher
 from geounet.targets import derive_targets
 from geounet.vectorize import StripVectorizer, VectorizeOptions
 
-from helpers_predict import save_unet, write_raster
+from helpers_predict import feed_strips, save_unet, write_raster
 
 UTM = Affine(0.5, 0, 500000.0, 0, -0.5, 4000000.0)
 SEP = ("building", "border", "contact")
@@ -77,14 +77,7 @@ def vectorize(P, strips, bands=None, valid=None, **opt):
     out = []
     vec = StripVectorizer(h, w, UTM, "EPSG:32633", options, lambda g, a, s: out.append((g, a, s)))
     bands = bands or [(0, w)]
-    for k, (x0, x1) in enumerate(bands):
-        cx0, cx1 = max(0, x0 - options.margin), min(w, x1 + options.margin)
-        vec.begin_band(x0, x1, cx0, cx1, last=k == len(bands) - 1)
-        r, i = 0, 0
-        while r < h:
-            n = min(strips[i % len(strips)], h - r)
-            vec.add_rows(r, P[:, r : r + n, cx0:cx1], valid[r : r + n, cx0:cx1])
-            r, i = r + n, i + 1
+    feed_strips(vec, P, valid, bands, strips, options.margin)
     vec.finish()
     if not out:
         return [], np.zeros(0), np.zeros(0)

@@ -11,7 +11,7 @@ from shapely.geometry import shape
 
 from geounet.vectorize import GroundArea, StripVectorizer, VectorizeOptions, to_crs_coords
 
-from helpers_predict import CRS_CASES
+from helpers_predict import CRS_CASES, feed_strips
 
 UTM = Affine(0.5, 0, 500000.0, 0, -0.5, 4000000.0)
 
@@ -182,14 +182,7 @@ def run_bands(probs, strips, bands, valid=None, **opt):
     out = []
     options = VectorizeOptions(**opt)
     vec = StripVectorizer(h, w, UTM, "EPSG:32633", options, lambda g, a, s: out.append((g, a, s)))
-    for k, (x0, x1) in enumerate(bands):
-        cx0, cx1 = max(0, x0 - options.margin), min(w, x1 + options.margin)
-        vec.begin_band(x0, x1, cx0, cx1, last=k == len(bands) - 1)
-        r, i = 0, 0
-        while r < h:
-            n = min(strips[i % len(strips)], h - r)
-            vec.add_rows(r, probs[r : r + n, cx0:cx1], valid[r : r + n, cx0:cx1])
-            r, i = r + n, i + 1
+    feed_strips(vec, probs, valid, bands, strips, options.margin)
     vec.finish()
     if not out:
         return np.array([], dtype=object), np.zeros(0), np.zeros(0)
