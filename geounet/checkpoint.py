@@ -8,6 +8,7 @@ never executes code from the file.
 from __future__ import annotations
 
 import os
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 
 from . import __version__
 from .config import CheckpointInfo, ModelConfig, Preprocessing
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 from .model import UNet, build_model
 
 FORMAT = "geounet-checkpoint"
@@ -74,10 +75,11 @@ def read_checkpoint(path: str | os.PathLike | None = None) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError("is a directory, not a checkpoint file", path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notice would precede our one-line error
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/foreign pickles
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"not a readable geounet checkpoint ({reason[:120]})", path) from None
+        raise CheckpointError(f"not a readable geounet checkpoint ({first_line(exc)[:120]})", path) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError("not a geounet checkpoint (no geounet header)", path)
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
@@ -114,8 +116,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike | None =
     try:
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"weights do not fit the stored model settings ({first[:120]})", path) from None
+        raise CheckpointError(f"weights do not fit the stored model settings ({first_line(exc)[:120]})", path) from None
     return model, info
 
 

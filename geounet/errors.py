@@ -31,3 +31,9 @@ class OutputExistsError(GeounetError):
 
 class ConfigError(GeounetError):
     """Options that do not fit together or do not fit the model."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,6 +23,7 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
 from .errors import InputError
+from .labels import read_vector
 from .raster import open_raster, read_valid_mask
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
@@ -63,13 +64,7 @@ class PairResult:
 def read_footprints(path: str | os.PathLike, role: str) -> gpd.GeoDataFrame:
     """Polygons of a vector file (any format geopandas reads); an empty file is allowed."""
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError("file not found", p)
-    try:
-        gdf = gpd.read_file(p)
-    except Exception as exc:  # pyogrio raises several types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"not a readable vector file ({reason[:120]})", p) from None
+    gdf = read_vector(p)
     if len(gdf) and gdf.crs is None:
         raise InputError(f"{role} footprints have no CRS", p)
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]

@@ -10,7 +10,7 @@ from affine import Affine
 from rasterio.features import rasterize
 from shapely.geometry import box
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 _POLYGONAL = {"Polygon", "MultiPolygon"}
 
@@ -65,6 +65,17 @@ class Labels:
         return out
 
 
+def read_vector(path: str | os.PathLike) -> gpd.GeoDataFrame:
+    """Read any vector file geopandas reads, raising :class:`InputError` if missing or unreadable."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise InputError("file not found", p)
+    try:
+        return gpd.read_file(p)
+    except Exception as exc:  # pyogrio raises DataSourceError, ValueError, ...
+        raise InputError(f"not a readable vector file ({first_line(exc)[:120]})", p) from None
+
+
 def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path: str | None = None) -> Labels:
     """Read building polygons from any vector format geopandas reads and reproject them to ``raster_crs``.
 
@@ -72,13 +83,7 @@ def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path:
     non-polygon geometries, or labels that do not overlap the raster.
     """
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError("file not found", p)
-    try:
-        gdf = gpd.read_file(p)
-    except Exception as exc:  # pyogrio raises DataSourceError, ValueError, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"not a readable vector file ({reason[:120]})", p) from None
+    gdf = read_vector(p)
     geoms = gdf.geometry[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if geoms.empty:
         raise InputError("no geometries in the labels file", p)

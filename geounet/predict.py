@@ -31,7 +31,6 @@ import queue
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -899,9 +898,7 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
         return result
     device = resolve_device(config.device)
     if model is None:
-        with warnings.catch_warnings():  # torch's pickle-protocol notice would precede our one-line error
-            warnings.simplefilter("ignore", UserWarning)
-            net, info = load_model(config.model_path, device)
+        net, info = load_model(config.model_path, device)
     else:
         net, info = model
         net = net.to(device).eval()

@@ -688,7 +688,7 @@ class StripVectorizer:
 
     # -- output --------------------------------------------------------------------------
     def _finalize(self, groups: list[list[int]]) -> None:
-        geoms, scores, nodata, hulls = [], [], [], []
+        geoms, scores, nodata = [], [], []
         for members in groups:
             comps = [self._comps.pop(g) for g in members]
             for g in members:
