@@ -1,10 +1,13 @@
 """Evaluate leave-one-area-out runs: predict each held-out area with the model trained on the other two,
 then score the footprints with `geounet evaluate` (object F1 at IoU 0.5, pixel IoU inside the valid area).
 
-Usage: python benchmarks/loao_eval.py RUNS_DIR [--shared ../shared/data] [--extra-predict-args "..."]
-RUNS_DIR holds the folders written by scripts/loao_train.sh (test-AREA-separation, test-AREA-no-separation).
-Each row: model (trained with or without separation targets) x predict mode (--separate or --no-separate).
-Prints a Markdown table on stdout; predictions go to RUNS_DIR/eval/.
+Usage: python benchmarks/loao_eval.py RUNS_DIR [RUNS_DIR ...] [--shared ../shared/data] [--extra-predict-args "..."]
+Each RUNS_DIR holds the folders written by scripts/loao_train.sh (test-AREA-CONFIG for CONFIG in
+separation, no-separation, weight-map), e.g. one RUNS_DIR per seed.
+Each row: model (trained with separation targets, without, or with the U-Net weight map) x predict mode
+(--separate or --no-separate; only models with border/contact outputs can --separate).
+Prints Markdown tables on stdout: every run, then the mean over the RUNS_DIRs of each configuration.
+Predictions go to RUNS_DIR/eval/. True footprints inside a larger one are not counted (evaluate's default).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import shlex
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 AREAS = ["banepa", "zanzibar", "banepa_z20"]
+CONFIGS = ["separation", "no-separation", "weight-map"]
 
 
 def sh(args: list[str]) -> str:
@@ -27,40 +32,60 @@ def sh(args: list[str]) -> str:
     return proc.stdout
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("runs")
-    ap.add_argument("--shared", default="../shared/data")
-    ap.add_argument("--extra-predict-args", default="")
-    ap.add_argument("--modes", default="separate,no-separate")
-    a = ap.parse_args()
-    runs, shared = Path(a.runs), Path(a.shared)
+def evaluate_runs(runs: Path, shared: Path, modes: list[str], extra: list[str]) -> list[dict]:
     out = runs / "eval"
     out.mkdir(exist_ok=True)
     rows = []
     for area in AREAS:
         tif = shared / area / f"{area}.tif"
         truth = shared / area / f"{area}_buildings.geojson"
-        for trained in ("separation", "no-separation"):
+        for trained in CONFIGS:
             ckpt = runs / f"test-{area}-{trained}" / "best.pt"
             if not ckpt.exists():
                 continue
-            modes = a.modes.split(",") if trained == "separation" else ["no-separate"]
-            for mode in modes:
+            for mode in modes if trained == "separation" else ["no-separate"]:
                 pred = out / f"{area}-{trained}-{mode}.gpkg"
                 t0 = time.time()
                 sh(["geounet", "-q", "predict", str(tif), "-o", str(pred), "--model", str(ckpt), f"--{mode}",
-                    "--overwrite", *shlex.split(a.extra_predict_args)])
+                    "--overwrite", *extra])
                 secs = time.time() - t0
                 res = json.loads(sh(["geounet", "evaluate", str(pred), str(truth), "--raster", str(tif), "--json"]))
                 p = res["pairs"][0]
-                rows.append((area, trained, mode, p["tp"], p["fp"], p["fn"], p["precision"], p["recall"], p["f1"],
-                             p["pixel"]["iou"], secs))
-                print(f"{area} {trained} {mode}: F1 {p['f1']:.3f} pixel IoU {p['pixel']['iou']:.3f}", file=sys.stderr)
-    print("| held-out area | model trained | predict | TP | FP | FN | precision | recall | object F1 | pixel IoU | predict s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+                rows.append(dict(runs=str(runs), area=area, trained=trained, mode=mode, tp=p["tp"], fp=p["fp"],
+                                 fn=p["fn"], precision=p["precision"], recall=p["recall"], f1=p["f1"],
+                                 pixel_iou=p["pixel"]["iou"], truth_dropped=p["truth_dropped"], secs=secs))
+                print(f"{runs} {area} {trained} {mode}: F1 {p['f1']:.3f} pixel IoU {p['pixel']['iou']:.3f}",
+                      file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs", nargs="+")
+    ap.add_argument("--shared", default="../shared/data")
+    ap.add_argument("--extra-predict-args", default="")
+    ap.add_argument("--modes", default="separate,no-separate")
+    a = ap.parse_args()
+    rows = []
+    for runs in a.runs:
+        rows += evaluate_runs(Path(runs), Path(a.shared), a.modes.split(","), shlex.split(a.extra_predict_args))
+        (Path(runs) / "eval" / "scores.json").write_text(json.dumps([r for r in rows if r["runs"] == runs], indent=1))
+    print("| runs | held-out area | model trained | predict | TP | FP | FN | precision | recall | object F1 | pixel IoU | predict s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | --{r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]:.3f} | {r[7]:.3f} | **{r[8]:.3f}** | {r[9]:.3f} | {r[10]:.0f} |")
+        print(f"| {r['runs']} | {r['area']} | {r['trained']} | --{r['mode']} | {r['tp']} | {r['fp']} | {r['fn']} | "
+              f"{r['precision']:.3f} | {r['recall']:.3f} | **{r['f1']:.3f}** | {r['pixel_iou']:.3f} | {r['secs']:.0f} |")
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["area"], r["trained"], r["mode"])].append(r)
+    print()
+    print("| held-out area | model trained | predict | runs | object F1 (mean, min-max) | pixel IoU (mean, min-max) |")
+    print("|---|---|---|---|---|---|")
+    for (area, trained, mode), rs in groups.items():
+        f1 = [r["f1"] for r in rs]
+        iou = [r["pixel_iou"] for r in rs]
+        print(f"| {area} | {trained} | --{mode} | {len(rs)} | **{sum(f1) / len(f1):.3f}** ({min(f1):.3f}-{max(f1):.3f}) | "
+              f"{sum(iou) / len(iou):.3f} ({min(iou):.3f}-{max(iou):.3f}) |")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def cli(verbose: int, quiet: int) -> None:
 @click.option("--loss", type=click.Choice(["bce+dice", "bce", "dice"]), default="bce+dice", show_default=True)
 @click.option("--separation/--no-separation", default=True, show_default=True,
               help="Also learn building borders and contact zones, so predict can split touching buildings.")
+@click.option("--weight-map", is_flag=True,
+              help="Weight the building loss with the U-Net paper's map (w0=10, sigma 0.7 m) that stresses "
+                   "the background between nearby buildings.")
 @click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Resample all inputs to this ground pixel size in metres (default: native).")
 @click.option("--bands", default=None, help="Comma-separated 1-based bands to read, e.g. 1,2,3 (default: all non-alpha bands).")
@@ -132,8 +135,12 @@ def predict(**kwargs) -> None:
               help="Raster of the pair at the same position: adds pixel IoU/precision/recall inside its valid area.")
 @click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU at which a predicted and a true footprint match.")
+@click.option("--keep-contained-truth", is_flag=True,
+              help="Count true footprints lying inside a larger true footprint (duplicates, clipped copies) "
+                   "as buildings of their own; by default they are not counted.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(files: tuple[str, ...], rasters: tuple[str, ...], iou: float, as_json: bool) -> None:
+def evaluate(files: tuple[str, ...], rasters: tuple[str, ...], iou: float, keep_contained_truth: bool,
+             as_json: bool) -> None:
     """Score footprints: PRED TRUTH [PRED TRUTH ...] (object F1 at --iou, pixel scores with --raster)."""
     from .evaluate import evaluate as run_evaluation
     from .report import evaluation_json, evaluation_table
@@ -141,7 +148,7 @@ def evaluate(files: tuple[str, ...], rasters: tuple[str, ...], iou: float, as_js
     if len(files) % 2:
         raise click.UsageError("give PRED TRUTH pairs: an even number of files")
     pairs = [(files[i], files[i + 1]) for i in range(0, len(files), 2)]
-    results, pooled = run_evaluation(pairs, list(rasters) or None, iou)
+    results, pooled = run_evaluation(pairs, list(rasters) or None, iou, keep_contained_truth)
     click.echo(evaluation_json(results, pooled, iou) if as_json else evaluation_table(results, pooled))
 
 

@@ -30,7 +30,7 @@ from .config import Preprocessing
 from .errors import InputError
 from .labels import Labels, read_labels
 from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
-from .targets import derive_targets, instances_from_mask
+from .targets import derive_targets, encode_weights, instances_from_mask, weight_map
 from .windows import block_grid, spatial_split, training_windows
 
 IGNORE = 255
@@ -301,12 +301,14 @@ class WindowDataset(torch.utils.data.Dataset):
         prep: Preprocessing,
         train: bool,
         outputs: tuple[str, ...] = ("building",),
+        weights: bool = False,
     ):
         self.sources = sources
         self.samples = samples
         self.prep = prep
         self.train = train
         self.outputs = tuple(outputs)
+        self.weights = weights
         self.tile = prep.tile_size
         self.transform = augmentation(prep.tile_size, len(prep.bands), train)
         self._mean = np.asarray(prep.mean, dtype=np.float32)
@@ -338,7 +340,7 @@ class WindowDataset(torch.utils.data.Dataset):
         return Window(c0, r0, c1 - c0, r1 - r0)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image (C, H, W) float32, target (outputs, H, W) uint8)."""
+        """(image (C, H, W) float32, target (outputs [+ 1 weight channel], H, W) uint8)."""
         s = self.samples[i]
         source = self.sources[s.source]
         src = self._open(source.image)
@@ -358,6 +360,9 @@ class WindowDataset(torch.utils.data.Dataset):
             if m.nodata is not None:
                 ignore |= raw == m.nodata
         target = derive_targets(instances, self.outputs, self.prep.pixel_size_m)
+        if self.weights:
+            w = encode_weights(weight_map(instances, self.prep.pixel_size_m))
+            target = np.concatenate([target, w[..., None]], axis=-1)
         target[ignore] = IGNORE
         image = np.ascontiguousarray(data.transpose(1, 2, 0)) / np.float32(self.prep.scale)
         out = self.transform(image=image.astype(np.float32), mask=target)

@@ -5,12 +5,17 @@ intersection over union is at least ``iou`` (0.5); each footprint matches at mos
 pairs taken from the highest IoU down (greedy, which is what SpaceNet's scorer does).
 Unmatched predictions are false positives, unmatched truths false negatives.
 
+True footprints that lie inside a larger true footprint (duplicates, or clipped copies from
+label files joined from per-chip exports) are not counted as buildings of their own: no
+prediction could match both, so they would cap recall. ``keep_contained=True`` counts them.
+
 Pixel level, with a raster: both sets are rasterized on the raster's grid, strip by strip,
 and compared inside the raster's valid area only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -23,8 +28,10 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
 from .errors import InputError
-from .labels import read_vector
+from .labels import drop_contained, read_vector
 from .raster import open_raster, read_valid_mask
+
+log = logging.getLogger(__name__)
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
@@ -38,6 +45,7 @@ class PairResult:
     tp: int = 0
     fp: int = 0
     fn: int = 0
+    truth_dropped: int = 0
     pixel: dict[str, float] | None = None
     pixel_counts: list[float] = field(default_factory=list)
 
@@ -141,7 +149,9 @@ def _metric_crs(gdf: gpd.GeoDataFrame):
     return gdf.estimate_utm_crs() if len(gdf) else "EPSG:3857"
 
 
-def evaluate_pair(pred_path: str, truth_path: str, raster: str | None = None, iou: float = 0.5) -> PairResult:
+def evaluate_pair(
+    pred_path: str, truth_path: str, raster: str | None = None, iou: float = 0.5, keep_contained: bool = False
+) -> PairResult:
     """Score one prediction file against one truth file (truth reprojected to the prediction's CRS)."""
     pred = read_footprints(pred_path, "predicted")
     truth = read_footprints(truth_path, "true")
@@ -153,8 +163,13 @@ def evaluate_pair(pred_path: str, truth_path: str, raster: str | None = None, io
     metric = _metric_crs(truth if len(truth) else pred)
     p = pred.to_crs(metric).geometry
     t = truth.to_crs(metric).geometry
-    tp, fp, fn = match_objects(p, t, iou)
-    result = PairResult(str(pred_path), str(truth_path), tp, fp, fn)
+    dropped = 0
+    if not keep_contained:
+        t, dropped = drop_contained(t)
+        if dropped:
+            log.info("%s: %d true footprint(s) inside a larger one not counted", truth_path, dropped)
+    tp, fp, fn = match_objects(p, t.reset_index(drop=True), iou)
+    result = PairResult(str(pred_path), str(truth_path), tp, fp, fn, truth_dropped=dropped)
     if raster is not None:
         counts = pixel_counts(pred.geometry, truth.geometry, raster)
         result.pixel_counts = counts.tolist()
@@ -162,12 +177,19 @@ def evaluate_pair(pred_path: str, truth_path: str, raster: str | None = None, io
     return result
 
 
-def evaluate(pairs: list[tuple[str, str]], rasters: list[str] | None = None, iou: float = 0.5) -> tuple[list[PairResult], PairResult]:
+def evaluate(
+    pairs: list[tuple[str, str]], rasters: list[str] | None = None, iou: float = 0.5, keep_contained: bool = False
+) -> tuple[list[PairResult], PairResult]:
     """Score several (prediction, truth) pairs; returns per-pair results and the pooled result."""
     if rasters and len(rasters) != len(pairs):
         raise InputError(f"{len(rasters)} --raster for {len(pairs)} PRED/TRUTH pair(s): give one per pair or none")
-    results = [evaluate_pair(p, t, rasters[i] if rasters else None, iou) for i, (p, t) in enumerate(pairs)]
-    pooled = PairResult("pooled", "pooled", sum(r.tp for r in results), sum(r.fp for r in results), sum(r.fn for r in results))
+    results = [
+        evaluate_pair(p, t, rasters[i] if rasters else None, iou, keep_contained) for i, (p, t) in enumerate(pairs)
+    ]
+    pooled = PairResult(
+        "pooled", "pooled", sum(r.tp for r in results), sum(r.fp for r in results), sum(r.fn for r in results),
+        truth_dropped=sum(r.truth_dropped for r in results),
+    )
     if rasters:
         counts = np.sum([r.pixel_counts for r in results], axis=0)
         pooled.pixel_counts = counts.tolist()

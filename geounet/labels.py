@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from affine import Affine
 from rasterio.features import rasterize
 from shapely.geometry import box
 
 from .errors import InputError, first_line
 
+log = logging.getLogger(__name__)
+
 _POLYGONAL = {"Polygon", "MultiPolygon"}
+CONTAINED = 0.9
+
+
+def drop_contained(geoms: gpd.GeoSeries, cover: float = CONTAINED) -> tuple[gpd.GeoSeries, int]:
+    """Drop polygons that lie (``cover`` of their area or more) inside another, larger polygon.
+
+    Label files made by joining per-chip exports repeat a building once per chip that saw it,
+    clipped at each chip's edge: a whole footprint plus fragments inside it. Kept, each
+    fragment is a "building" no prediction can match, and it draws a false contact zone
+    (two buildings meeting) across a real building. Footprints of different buildings
+    overlap by slivers, never by most of one (shared data: every overlapping pair covers
+    either under 5% or over 95% of the smaller polygon), so a 0.9 cover separates the two
+    cases. Among equal copies the first is kept. Zero-area polygons are dropped too
+    (they burn no pixel). Returns the kept polygons (original index) and how many were dropped.
+    """
+    if len(geoms) == 0:
+        return geoms, 0
+    # Ratios of areas in the same CRS: degrees are fine here, so shapely (no geographic warning).
+    area = shapely.area(geoms.values)
+    keep = area > 0
+    a, b = geoms.sindex.query(geoms.values, predicate="intersects")
+    sel = (a != b) & keep[a] & keep[b]
+    a, b = a[sel], b[sel]
+    # Only pairs where b outranks a (larger, or as large and first) can drop a.
+    outranks = (area[b] > area[a]) | ((area[b] == area[a]) & (b < a))
+    a, b = a[outranks], b[outranks]
+    if len(a):
+        inter = geoms.values[a].intersection(geoms.values[b])
+        inside = np.asarray([g.area for g in inter]) >= cover * area[a]
+        keep[a[inside]] = False
+    return geoms[keep], int((~keep).sum())
 
 
 class Labels:
@@ -99,6 +134,9 @@ def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path:
     geoms = geoms[geoms.geom_type.isin(_POLYGONAL | {"GeometryCollection"})]
     frame = box(*raster_bounds)
     geoms = geoms[geoms.intersects(frame)]
+    geoms, dropped = drop_contained(geoms)
+    if dropped:
+        log.info("%s: %d label polygon(s) inside a larger one dropped (duplicates or clipped copies)", p, dropped)
     if geoms.empty:
         where = f" {raster_path}" if raster_path else " the raster"
         raise InputError(f"no label polygon overlaps{where}", p)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .targets import WEIGHT_SCALE
+
 IGNORE = 255
 
 
@@ -13,10 +15,12 @@ def _valid(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return valid, torch.where(valid, target, torch.zeros_like(target)).float()
 
 
-def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy averaged over valid pixels."""
+def bce_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy averaged over valid pixels, each pixel times ``weight`` when given."""
     valid, t = _valid(target)
     per_px = F.binary_cross_entropy_with_logits(logits.float(), t, reduction="none")
+    if weight is not None:
+        per_px = per_px * weight
     return (per_px * valid).sum() / valid.sum().clamp(min=1)
 
 
@@ -39,16 +43,28 @@ LOSSES = {
 AUX_WEIGHT = 0.5
 
 
-def segmentation_loss(name: str):
+def segmentation_loss(name: str, weighted: bool = False):
     """Loss by name (``bce``, ``dice`` or ``bce+dice``) over logits (N,C,H,W) and uint8 targets (N,C,H,W).
 
     Channel 0 (building) has weight 1; auxiliary channels (border, contact) weight 0.5 each,
     enough to teach the gaps between buildings without trading away the building mask.
+    With ``weighted`` the targets carry one more channel, the U-Net paper's pixel weights
+    (:func:`geounet.targets.weight_map`, as uint8 ``w * WEIGHT_SCALE``), applied to the
+    building channel's cross-entropy; Dice, a ratio over the whole batch, stays unweighted.
     """
     fn = LOSSES[name]
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total = fn(logits[:, 0], target[:, 0])
+        if weighted:
+            w = target[:, -1].float() / WEIGHT_SCALE
+            target = target[:, :-1]
+            total = torch.zeros((), device=logits.device)
+            if "bce" in name:
+                total = total + bce_loss(logits[:, 0], target[:, 0], w)
+            if "dice" in name:
+                total = total + dice_loss(logits[:, 0], target[:, 0])
+        else:
+            total = fn(logits[:, 0], target[:, 0])
         for c in range(1, logits.shape[1]):
             total = total + AUX_WEIGHT * fn(logits[:, c], target[:, c])
         return total

@@ -76,6 +76,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     loss: str = "bce+dice"
     separation: bool = True
+    weight_map: bool = False
     pixel_size: float | None = None
     bands: tuple[int, ...] | None = None
     device: str = "auto"
@@ -377,12 +378,14 @@ def _train(cfg: TrainConfig, d: _Dist) -> TrainResult:
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    train_ds = WindowDataset(samples.sources, samples.train, prep, train=True, outputs=mcfg.outputs)
+    train_ds = WindowDataset(samples.sources, samples.train, prep, train=True, outputs=mcfg.outputs,
+                             weights=cfg.weight_map)
     val_samples = samples.val[d.rank :: d.world]
-    val_ds = WindowDataset(samples.sources, val_samples, prep, train=False, outputs=mcfg.outputs)
+    val_ds = WindowDataset(samples.sources, val_samples, prep, train=False, outputs=mcfg.outputs,
+                           weights=cfg.weight_map)
     train_dl = _loader(train_ds, cfg, d, True, device, cfg.seed + state["epoch"])
     val_dl = _loader(val_ds, cfg, d, False, device, cfg.seed) if len(val_ds) else None
-    loss_fn = segmentation_loss(cfg.loss)
+    loss_fn = segmentation_loss(cfg.loss, weighted=cfg.weight_map)
     steps_per_epoch = len(train_dl)
     total_steps = max(1, steps_per_epoch * cfg.epochs)
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None

@@ -119,3 +119,19 @@ def test_cli_bad_input(tmp_path):
     pts = save(tmp_path, "pts.geojson", [Point(X0, Y0)])
     r = CliRunner().invoke(cli, ["evaluate", str(pts), str(t)])
     assert r.exit_code == 1 and "pts.geojson" in r.stderr and "must be polygons" in r.stderr
+
+
+def test_truth_inside_a_larger_truth_is_not_a_building_of_its_own(tmp_path):
+    """Label files joined from chips repeat a building as clipped copies; those are not missed buildings."""
+    whole, other = ubox(0, 0, 10, 6), ubox(12, 0, 16, 6)
+    t = save(tmp_path, "t.geojson", [ubox(0, 0, 4, 6), whole, ubox(0, 0, 10, 6), other])
+    p = save(tmp_path, "p.geojson", [whole, other])
+    r = evaluate_pair(str(p), str(t))
+    assert (r.tp, r.fp, r.fn, r.truth_dropped) == (2, 0, 0, 2)
+    r = evaluate_pair(str(p), str(t), keep_contained=True)
+    assert (r.tp, r.fp, r.fn, r.truth_dropped) == (2, 0, 2, 0)
+    res = CliRunner().invoke(cli, ["evaluate", str(p), str(t), "--json", "--keep-contained-truth"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["pairs"][0]["fn"] == 2
+    res = CliRunner().invoke(cli, ["evaluate", str(p), str(t), "--json"])
+    data = json.loads(res.stdout)
+    assert data["pairs"][0]["fn"] == 0 and data["pooled"]["truth_dropped"] == 2

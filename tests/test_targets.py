@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from geounet.targets import OUTPUTS_SEPARATION, derive_targets, instances_from_mask, radius_px
 
@@ -39,3 +40,50 @@ def test_isolated_building_has_no_contact():
 def test_instances_from_mask_tiles():
     mask = two_touching() > 0
     assert instances_from_mask(mask).max() == 2
+
+
+def test_weight_map_stresses_the_gap_between_neighbours_only():
+    from geounet.targets import WEIGHT_W0, weight_map
+
+    w = weight_map(two_touching(), 0.14)  # sigma 0.7 m = 5 px
+    assert w.dtype == np.float32 and w.min() == 1.0
+    # The one-pixel gap: d1 = d2 = 1 px, so w = 1 + 10 exp(-4 / 50).
+    assert w[15, 24] == pytest.approx(1 + WEIGHT_W0 * np.exp(-4 / 50), rel=1e-5)
+    assert (w[two_touching() > 0] == 1).all()  # building pixels keep weight 1
+    assert w[15, 24] > w[2, 24] > w[0, 24] > 1  # fades with distance from both buildings
+    assert w[15, 0] == pytest.approx(1, abs=0.01)  # far from the second building
+    lone = np.zeros((30, 30), np.int32)
+    lone[10:20, 10:20] = 7
+    assert (weight_map(lone, 0.14) == 1).all()  # no second building, no extra weight
+
+
+def test_weight_map_band_is_held_in_metres():
+    from geounet.targets import weight_map
+
+    inst = np.zeros((60, 120), np.int32)
+    inst[10:50, 10:55] = 1
+    inst[10:50, 61:110] = 2  # 6 px gap
+    fine = weight_map(inst, 0.1)[30, 58]  # 0.6 m gap, sigma 7 px
+    coarse = weight_map(inst, 0.3)[30, 58]  # 1.8 m gap, sigma 2 px
+    assert fine > 5 > coarse
+
+
+def test_weighted_loss_counts_errors_in_the_gap_more():
+    import torch
+
+    from geounet.losses import segmentation_loss
+    from geounet.targets import encode_weights, weight_map
+
+    inst = two_touching()
+    target = np.stack([(inst > 0).astype(np.uint8), encode_weights(weight_map(inst, 0.14))])[None]
+    target = torch.from_numpy(target)
+    logits = torch.where(target[:, :1] == 1, 5.0, -5.0)
+    in_gap, far = logits.clone(), logits.clone()
+    in_gap[0, 0, 15, 24] = 5.0  # a wrong "building" pixel in the gap
+    far[0, 0, 0, 0] = 5.0  # the same mistake in open ground
+    loss = segmentation_loss("bce", weighted=True)
+    base = loss(logits, target)
+    # The weight travels as uint8 w * 10, so 10.23 arrives as 10.2.
+    assert (loss(in_gap, target) - base) / (loss(far, target) - base) == pytest.approx(10.2, rel=1e-4)
+    assert segmentation_loss("bce")(in_gap, target[:, :1]) == pytest.approx(
+        segmentation_loss("bce")(far, target[:, :1]).item())

@@ -372,3 +372,19 @@ def test_real_zanzibar_samples_lie_in_the_imaged_chips():
         for x in s.train[::5] + s.val[::5]:
             valid = read_valid_mask(src, rasterio.windows.Window(*x.window))
             assert valid.mean() >= 0.1
+
+
+def test_weight_map_training_runs_and_rides_with_the_targets(scene, tmp_path):
+    tif, labels = scene
+    out = tmp_path / "run"
+    res = run(train_args(tif, labels, out, "--epochs", "1", "--no-separation", "--weight-map"))
+    assert res.exit_code == 0, res.output
+    _, info = geounet.load_model(out / "best.pt")
+    assert info.model.outputs == ("building",)
+    sources = raster_sources([str(tif)], [str(labels)])
+    s = build_samples(sources, [], tile=64, block=64, val_fraction=0.0, seed=0)
+    ds = WindowDataset(s.sources, s.train, info.preprocessing, train=True, weights=True)
+    _, target = ds[0]
+    assert target.shape == (2, 64, 64)
+    w = target[1][target[0] != 255]
+    assert w.min() >= 10 and w.max() <= 110  # uint8 w * 10, w in [1, 11]
