@@ -178,8 +178,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint(scene, tmp_path, monkeypatch):
     real = tr.segmentation_loss
     validated = {"n": 0}
 
-    def interrupting(name):
-        fn = real(name)
+    def interrupting(name, **kw):
+        fn = real(name, **kw)
 
         def loss(logits, target):
             if not torch.is_grad_enabled():
