@@ -5,7 +5,8 @@ Usage: python benchmarks/loao_eval.py RUNS_DIR [RUNS_DIR ...] [--shared ../share
 Each RUNS_DIR holds the folders written by scripts/loao_train.sh (test-AREA-CONFIG for CONFIG in
 separation, no-separation, weight-map), e.g. one RUNS_DIR per seed.
 Each row: model (trained with separation targets, without, or with the U-Net weight map) x predict mode
-(--separate or --no-separate; only models with border/contact outputs can --separate).
+(--separate or --no-separate; --separate seeds on border/contact outputs when the model has them, else on
+its eroded confident building probability).
 Prints Markdown tables on stdout: every run, then the mean over the RUNS_DIRs of each configuration.
 Predictions go to RUNS_DIR/eval/. True footprints inside a larger one are not counted (evaluate's default).
 """
@@ -43,7 +44,7 @@ def evaluate_runs(runs: Path, shared: Path, modes: list[str], extra: list[str]) 
             ckpt = runs / f"test-{area}-{trained}" / "best.pt"
             if not ckpt.exists():
                 continue
-            for mode in modes if trained == "separation" else ["no-separate"]:
+            for mode in modes:
                 pred = out / f"{area}-{trained}-{mode}.gpkg"
                 t0 = time.time()
                 sh(["geounet", "-q", "predict", str(tif), "-o", str(pred), "--model", str(ckpt), f"--{mode}",
@@ -70,11 +71,11 @@ def main() -> None:
     for runs in a.runs:
         rows += evaluate_runs(Path(runs), Path(a.shared), a.modes.split(","), shlex.split(a.extra_predict_args))
         (Path(runs) / "eval" / "scores.json").write_text(json.dumps([r for r in rows if r["runs"] == runs], indent=1))
-    print("| runs | held-out area | model trained | predict | TP | FP | FN | precision | recall | object F1 | pixel IoU | predict s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| runs | held-out area | model trained | predict | TP | FP | FN | precision | recall | object F1 | pixel IoU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['runs']} | {r['area']} | {r['trained']} | --{r['mode']} | {r['tp']} | {r['fp']} | {r['fn']} | "
-              f"{r['precision']:.3f} | {r['recall']:.3f} | **{r['f1']:.3f}** | {r['pixel_iou']:.3f} | {r['secs']:.0f} |")
+              f"{r['precision']:.3f} | {r['recall']:.3f} | **{r['f1']:.3f}** | {r['pixel_iou']:.3f} |")
     groups = defaultdict(list)
     for r in rows:
         groups[(r["area"], r["trained"], r["mode"])].append(r)
