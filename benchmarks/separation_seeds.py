@@ -2,7 +2,7 @@
 
 Usage:
     geounet predict AREA.tif -o x.gpkg --model CKPT --probs PROBS.tif      # once per model and area
-    python benchmarks/separation_seeds.py PROBS.tif TRUTH.geojson --raster AREA.tif
+    python benchmarks/separation_seeds.py PROBS.tif TRUTH.geojson --raster AREA.tif [--reach-m 3]
 
 Rules (each row): no separation; the trained seeds of a border/contact model
 (``p_building * (1 - p_border) * (1 - p_contact) >= 0.5``, what ``--separate`` does with such a model);
@@ -16,6 +16,7 @@ third decimal. Prints a Markdown table on stdout.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import rasterio
 
 from geounet.evaluate import evaluate
-from geounet.predict import RunOptions, vectorize_options
+from geounet.predict import REACH_M, RunOptions, vectorize_options
 from geounet.raster import pixel_size_m, read_valid_mask
 from geounet.vector_io import VectorWriter
 from geounet.vectorize import StripVectorizer
@@ -34,13 +35,14 @@ SEP = ("building", "border", "contact")
 
 
 def vectorise(probs: Path, out: Path, channels: tuple[str, ...], separate: bool, threshold: float,
-              erode_m: float) -> None:
+              erode_m: float, reach_m: float) -> None:
     with rasterio.open(probs) as src:
         names = tuple(d.split(" ")[0] for d in src.descriptions)
         opts = replace(RunOptions(tile=512, overlap=128, batch_size=1), seed_threshold=threshold, separate=separate)
         vopt = vectorize_options(src, opts, channels, separate)
         if separate:
-            vopt = replace(vopt, seed_erode_px=int(round(erode_m / pixel_size_m(src))))
+            px = pixel_size_m(src)
+            vopt = replace(vopt, seed_erode_px=int(round(erode_m / px)), reach_px=math.ceil(reach_m / px))
         writer = VectorWriter(out, src.crs)
         vec = StripVectorizer(src.height, src.width, src.transform, src.crs, vopt, writer.write)
         for r in range(0, src.height, STRIP):
@@ -56,6 +58,7 @@ def main() -> None:
     ap.add_argument("probs", type=Path)
     ap.add_argument("truth", type=Path)
     ap.add_argument("--raster", type=Path, required=True)
+    ap.add_argument("--reach-m", type=float, default=REACH_M, help="growth reach of the seeds (predict: 3 m)")
     a = ap.parse_args()
     with rasterio.open(a.probs) as src:
         bands = tuple(d.split(" ")[0] for d in src.descriptions)
@@ -70,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, channels, separate, t, e) in enumerate(rules):
             out = Path(tmp) / f"{k}.gpkg"
-            vectorise(a.probs, out, channels, separate, t, e)
+            vectorise(a.probs, out, channels, separate, t, e, a.reach_m)
             r = evaluate([(str(out), str(a.truth))], [str(a.raster)], 0.5)[0][0]
             print(f"| {name} | {r.tp} | {r.fp} | {r.fn} | {r.precision:.3f} | {r.recall:.3f} | **{r.f1:.3f}** | "
                   f"{r.pixel['iou']:.3f} |", flush=True)
