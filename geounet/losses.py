@@ -33,10 +33,12 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     return 1 - (2 * inter + eps) / (p.sum() + t.sum() + eps)
 
 
+# Each takes (logits, target, weight=None); the pixel weight only enters the cross-entropy
+# (Dice is a ratio over the whole batch).
 LOSSES = {
     "bce": bce_loss,
-    "dice": dice_loss,
-    "bce+dice": lambda lo, t: bce_loss(lo, t) + dice_loss(lo, t),
+    "dice": lambda lo, t, w=None: dice_loss(lo, t),
+    "bce+dice": lambda lo, t, w=None: bce_loss(lo, t, w) + dice_loss(lo, t),
 }
 
 
@@ -55,16 +57,11 @@ def segmentation_loss(name: str, weighted: bool = False):
     fn = LOSSES[name]
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        w = None
         if weighted:
             w = target[:, -1].float() / WEIGHT_SCALE
             target = target[:, :-1]
-            total = torch.zeros((), device=logits.device)
-            if "bce" in name:
-                total = total + bce_loss(logits[:, 0], target[:, 0], w)
-            if "dice" in name:
-                total = total + dice_loss(logits[:, 0], target[:, 0])
-        else:
-            total = fn(logits[:, 0], target[:, 0])
+        total = fn(logits[:, 0], target[:, 0], w)
         for c in range(1, logits.shape[1]):
             total = total + AUX_WEIGHT * fn(logits[:, c], target[:, c])
         return total
