@@ -21,36 +21,27 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import rasterio
+from separation_tune import vectorise_file
 
 from geounet.evaluate import evaluate
-from geounet.predict import REACH_M, RunOptions, vectorize_options
-from geounet.raster import pixel_size_m, read_valid_mask
-from geounet.vector_io import VectorWriter
-from geounet.vectorize import StripVectorizer
+from geounet.predict import REACH_M, RunOptions
+from geounet.raster import pixel_size_m
+from geounet.vectorize import VectorizeOptions
 
-STRIP = 384
 SEP = ("building", "border", "contact")
 
 
 def vectorise(probs: Path, out: Path, channels: tuple[str, ...], separate: bool, threshold: float,
               erode_m: float, reach_m: float) -> None:
-    with rasterio.open(probs) as src:
-        names = tuple(d.split(" ")[0] for d in src.descriptions)
-        opts = replace(RunOptions(tile=512, overlap=128, batch_size=1), seed_threshold=threshold, separate=separate)
-        vopt = vectorize_options(src, opts, channels, separate)
-        if separate:
-            px = pixel_size_m(src)
-            vopt = replace(vopt, seed_erode_px=int(round(erode_m / px)), reach_px=math.ceil(reach_m / px))
-        writer = VectorWriter(out, src.crs)
-        vec = StripVectorizer(src.height, src.width, src.transform, src.crs, vopt, writer.write)
-        for r in range(0, src.height, STRIP):
-            win = rasterio.windows.Window(0, r, src.width, min(STRIP, src.height - r))
-            p = src.read([names.index(c) + 1 for c in channels], window=win).astype(np.float32) / 255.0
-            vec.add_rows(r, p, read_valid_mask(src, win))
-        vec.finish()
-        writer.commit()
+    def seeds(src, vopt: VectorizeOptions) -> VectorizeOptions:
+        if not separate:
+            return vopt
+        px = pixel_size_m(src)
+        return replace(vopt, seed_erode_px=int(round(erode_m / px)), reach_px=math.ceil(reach_m / px))
+
+    opts = replace(RunOptions(tile=512, overlap=128, batch_size=1), seed_threshold=threshold, separate=separate)
+    vectorise_file(probs, out, opts, channels, seeds)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import itertools
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from geounet.evaluate import evaluate
 from geounet.predict import RunOptions, vectorize_options
 from geounet.raster import read_valid_mask
 from geounet.vector_io import VectorWriter
-from geounet.vectorize import StripVectorizer
+from geounet.vectorize import StripVectorizer, VectorizeOptions
 
 STRIP = 384  # rows per strip, as predict hands them over with 512 px windows
 
@@ -38,19 +39,26 @@ def floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
-def run(probs_path: Path, out: Path, opts: RunOptions, reach_m: float, seed_min_m2: float, separate: bool) -> float:
-    P.REACH_M, P.SEED_MIN_M2 = reach_m, seed_min_m2
+def vectorise_file(probs_path: Path, out: Path, opts: RunOptions, channels: tuple[str, ...] | None = None,
+                   adjust: Callable[[rasterio.io.DatasetReader, VectorizeOptions], VectorizeOptions] | None = None) -> float:
+    """Vectorise a --probs GeoTIFF strip by strip as predict does; returns the seconds spent vectorising.
+
+    ``channels``: the bands to use (default: all when ``opts.separate``, else building only);
+    ``adjust`` may change the per-raster :class:`VectorizeOptions` (e.g. seed erosion, reach).
+    """
     with rasterio.open(probs_path) as src:
         names = tuple(d.split(" ")[0] for d in src.descriptions)
-        channels = names if separate else ("building",)
-        vopt = vectorize_options(src, opts, channels, separate)
+        if channels is None:
+            channels = names if opts.separate else ("building",)
+        vopt = vectorize_options(src, opts, channels, bool(opts.separate))
+        if adjust is not None:
+            vopt = adjust(src, vopt)
         writer = VectorWriter(out, src.crs)
         vec = StripVectorizer(src.height, src.width, src.transform, src.crs, vopt, writer.write)
-        t0 = time.perf_counter()
+        bands = [names.index(c) + 1 for c in channels]
         spent = 0.0
         for r in range(0, src.height, STRIP):
             win = rasterio.windows.Window(0, r, src.width, min(STRIP, src.height - r))
-            bands = [names.index(c) + 1 for c in channels]
             p = src.read(bands, window=win).astype(np.float32) / 255.0
             v = read_valid_mask(src, win)
             t1 = time.perf_counter()
@@ -61,6 +69,11 @@ def run(probs_path: Path, out: Path, opts: RunOptions, reach_m: float, seed_min_
         spent += time.perf_counter() - t1
         writer.commit()
     return spent
+
+
+def run(probs_path: Path, out: Path, opts: RunOptions, reach_m: float, seed_min_m2: float, separate: bool) -> float:
+    P.REACH_M, P.SEED_MIN_M2 = reach_m, seed_min_m2
+    return vectorise_file(probs_path, out, replace(opts, separate=separate))
 
 
 def main() -> None:
