@@ -39,9 +39,9 @@ def cli(verbose: int, quiet: int) -> None:
 
 @cli.command()
 @click.option("--images", type=click.Path(), default=None, help="Folder of GeoTIFF image tiles.")
-@click.option("--masks", type=click.Path(), default=None, help="Folder of same-named GeoTIFF mask tiles (non-zero = building).")
+@click.option("--masks", type=click.Path(), default=None, help="Folder of same-named GeoTIFF mask tiles (non-zero = building); or give the tiles a --labels file.")
 @click.option("--raster", "rasters", multiple=True, type=click.Path(), help="Training raster (repeat, paired with --labels).")
-@click.option("--labels", "labels", multiple=True, type=click.Path(), help="Vector building polygons for the --raster at the same position.")
+@click.option("--labels", "labels", multiple=True, type=click.Path(), help="Vector building polygons for the --raster at the same position; with --images and no --masks, the last --labels covers the tiles.")
 @click.option("--val-raster", "val_rasters", multiple=True, type=click.Path(), help="Validation raster (repeat, paired with --val-labels).")
 @click.option("--val-labels", "val_labels", multiple=True, type=click.Path(), help="Vector labels for the --val-raster at the same position.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder for best.pt, last.pt, metrics.csv, curves.png.")
@@ -60,6 +60,11 @@ def cli(verbose: int, quiet: int) -> None:
                    "the background between nearby buildings.")
 @click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Resample all inputs to this ground pixel size in metres (default: native).")
+@click.option("--pixel-size-range", type=click.Tuple([click.FloatRange(min=0, min_open=True)] * 2), default=None,
+              metavar="MIN MAX",
+              help="Read every training window at a random ground pixel size between MIN and MAX metres, so "
+                   "one model works across drone, aerial and satellite imagery; predict then reads imagery "
+                   "natively inside the range.")
 @click.option("--bands", default=None, help="Comma-separated 1-based bands to read, e.g. 1,2,3 (default: all non-alpha bands).")
 @device_opt
 @amp_opt

@@ -66,7 +66,11 @@ class Preprocessing:
     raw values to roughly [0, 1] (255 for uint8; a high percentile for uint16 and
     float imagery) so photometric augmentation works on any dtype; ``mean`` and
     ``std`` are per-band statistics of the training pixels after scaling.
-    ``pixel_size_m`` is the ground sampling distance the model was trained at.
+    ``pixel_size_m`` is the ground sampling distance the model was trained at (with a
+    range, its geometric middle: the pixel size validation windows were read at).
+    ``pixel_size_range_m`` is ``(smallest, largest)`` when every training window was read at
+    a random pixel size in that range (``geounet train --pixel-size-range``): such a model
+    reads imagery natively inside the range and resamples it to the nearer end outside.
     """
 
     bands: tuple[int, ...] = (1, 2, 3)
@@ -74,6 +78,7 @@ class Preprocessing:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.25, 0.25, 0.25)
     pixel_size_m: float | None = None
+    pixel_size_range_m: tuple[float, float] | None = None
     tile_size: int = 256
     dtype: str = "uint8"
 
@@ -85,10 +90,17 @@ class Preprocessing:
             raise ValueError("bands, mean and std must have the same length")
         if any(s <= 0 for s in self.std) or self.scale <= 0:
             raise ValueError("std and scale must be positive")
+        if self.pixel_size_range_m is not None:
+            lo, hi = (float(v) for v in self.pixel_size_range_m)
+            if not 0 < lo <= hi:
+                raise ValueError(f"pixel_size_range_m must be 0 < smallest <= largest, got {self.pixel_size_range_m}")
+            object.__setattr__(self, "pixel_size_range_m", (lo, hi))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["bands"], d["mean"], d["std"] = list(self.bands), list(self.mean), list(self.std)
+        if self.pixel_size_range_m is not None:
+            d["pixel_size_range_m"] = list(self.pixel_size_range_m)
         return d
 
     @classmethod

@@ -13,6 +13,7 @@ Nothing ever reads a whole raster: windows are read one at a time by DataLoader 
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from rasterio.windows import transform as window_transform
 
 from .config import Preprocessing
 from .errors import InputError
-from .labels import Labels, read_labels
+from .labels import Labels, labels_for_raster, read_label_polygons, read_labels
 from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
 from .targets import derive_targets, encode_weights, instances_from_mask, weight_map
 from .windows import block_grid, spatial_split, training_windows
@@ -52,6 +53,8 @@ class Source:
     dtype: str = "uint8"
     pixel_size_m: float = 0.0
     factor: float = 1.0  # source pixels per model pixel (1 = native; 2 = read 2x2 px as one)
+    whole: bool = False  # an image tile: one block of its own for the spatial split
+    place: str = ""  # what the split and the sampler balance over: the raster, or the tiles' folder
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ def _describe(path: str) -> Source:
     with open_raster(path) as src:
         return Source(
             image=path,
+            place=path,
             height=src.height,
             width=src.width,
             count=len(data_bands(src)),
@@ -103,14 +107,28 @@ def raster_sources(rasters: list[str], labels: list[str]) -> list[Source]:
     return out
 
 
-def tile_sources(images_dir: str, masks_dir: str) -> list[Source]:
-    """Pair every GeoTIFF in ``images_dir`` with the same-named mask in ``masks_dir``."""
-    for d in (images_dir, masks_dir):
+def tile_sources(images_dir: str, masks_dir: str | None = None, labels: str | None = None) -> list[Source]:
+    """Every GeoTIFF in ``images_dir`` as a source, with the same-named mask in ``masks_dir``
+    or the polygons of the vector file ``labels`` that fall on it.
+
+    With ``labels`` (a mapper's export covering a folder of chips, any CRS), the file is read
+    once and each chip gets the polygons overlapping it, reprojected to the chip's CRS and
+    rasterized per window like a raster's labels, so a building crossing two chips labels
+    both and border and contact targets come from the polygons. A chip that no polygon
+    touches is all background (chips without buildings are common); but at least one chip
+    must have labels.
+    """
+    dirs = (images_dir,) if masks_dir is None else (images_dir, masks_dir)
+    for d in dirs:
         if not os.path.isdir(d):
             raise InputError("folder not found" if not os.path.exists(d) else "not a folder", d)
+    if (masks_dir is None) == (labels is None):
+        raise InputError("give the image tiles either a masks folder or a labels file", images_dir)
     images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in TILE_SUFFIXES)
     if not images:
         raise InputError("no GeoTIFF tiles (.tif/.tiff) in folder", images_dir)
+    if labels is not None:
+        return _chips_with_labels(images, labels)
     masks = {p.stem: p for p in Path(masks_dir).iterdir() if p.suffix.lower() in TILE_SUFFIXES}
     missing = [p.name for p in images if p.stem not in masks]
     if missing:
@@ -119,6 +137,7 @@ def tile_sources(images_dir: str, masks_dir: str) -> list[Source]:
     out = []
     for img in images:
         source = _describe(str(img))
+        source.whole, source.place = True, str(img.parent)
         mask = str(masks[img.stem])
         with open_raster(mask, need_crs=False) as m:
             if (m.height, m.width) != (source.height, source.width):
@@ -128,6 +147,20 @@ def tile_sources(images_dir: str, masks_dir: str) -> list[Source]:
                 )
         source.mask = mask
         out.append(source)
+    return out
+
+
+def _chips_with_labels(images: list[Path], labels: str) -> list[Source]:
+    polygons = read_label_polygons(labels)
+    out = []
+    for img in images:
+        source = _describe(str(img))
+        source.whole, source.place = True, str(img.parent)
+        with open_raster(str(img)) as src:
+            source.labels = labels_for_raster(polygons, labels, src.crs, src.bounds, str(img), required=False)
+        out.append(source)
+    if not any(len(s.labels) for s in out):
+        raise InputError(f"no label polygon overlaps any image tile of {images[0].parent}", labels)
     return out
 
 
@@ -148,7 +181,11 @@ def check_consistent(sources: list[Source], bands: tuple[int, ...] | None) -> tu
 
 
 def set_pixel_size(sources: list[Source], pixel_size_m: float | None) -> None:
-    """Make every source read at ``pixel_size_m`` (resampling on the fly); None keeps native pixels."""
+    """Make every source read at ``pixel_size_m`` (resampling on the fly); None keeps native pixels.
+
+    With a pixel-size range this is the range's middle: windows are laid out (and validation
+    windows read) at it, training windows at a random size around it (:class:`WindowDataset`).
+    """
     for s in sources:
         s.factor = 1.0 if not pixel_size_m else pixel_size_m / s.pixel_size_m
 
@@ -162,7 +199,7 @@ def _candidates(source: Source, index: int, tile: int, block: int, min_valid: fl
     block = max(tile, round(block * source.factor))
     with rasterio.open(source.image) as src:
         coarse, fy, fx = coarse_valid_mask(src)
-    blocks = [Window(0, 0, source.width, source.height)] if source.mask else block_grid(source.height, source.width, block)
+    blocks = [Window(0, 0, source.width, source.height)] if source.whole else block_grid(source.height, source.width, block)
     groups = []
     for b in blocks:
         wins = training_windows(source.height, source.width, tile, coarse, fy, fx, min_valid=min_valid, within=b)
@@ -211,15 +248,39 @@ def build_samples(
         if not val:
             raise InputError("no valid window in the validation data", val_sources[0].image)
     else:
-        tr_idx, val_idx = spatial_split([len(g) for g in groups], val_fraction, seed)
-        train = [s for i in tr_idx for s in groups[i]]
-        val = [s for i in val_idx for s in groups[i]]
+        # Each place (raster, or folder of tiles) holds out its own share, so validation
+        # covers every camera and town instead of whichever blocks a global draw hits.
+        by_place: dict[str, list[list[Sample]]] = {}
+        for g in groups:
+            by_place.setdefault(sources[g[0].source].place, []).append(g)
+        train, val = [], []
+        for place_groups in by_place.values():
+            tr_idx, val_idx = spatial_split([len(g) for g in place_groups], val_fraction, seed)
+            train += [s for i in tr_idx for s in place_groups[i]]
+            val += [s for i in val_idx for s in place_groups[i]]
         if val_fraction > 0 and not val:
             raise InputError(
                 "too little data for a spatial validation split (one block); "
                 "use --val-raster/--val-labels or a smaller --tile-size"
             )
     return SampleSet(sources=sources, train=train, val=val)
+
+
+def place_weights(samples: SampleSet) -> list[float] | None:
+    """Sampling weights that balance places: ``1 / sqrt(windows of the sample's place)``.
+
+    Each place then fills a share of the epoch that grows with the square root of its
+    windows, so a large raster (Joplin's 224 windows) does not drown a small one (Nacala's 4),
+    and a small one is not repeated so often that the model learns it by heart. None when
+    all training windows come from one place (plain shuffling).
+    """
+    counts: dict[str, int] = {}
+    for s in samples.train:
+        place = samples.sources[s.source].place
+        counts[place] = counts.get(place, 0) + 1
+    if len(counts) < 2:
+        return None
+    return [1.0 / math.sqrt(counts[samples.sources[s.source].place]) for s in samples.train]
 
 
 def compute_stats(
@@ -263,18 +324,40 @@ def augmentation(tile: int, channels: int, train: bool):
     pad = A.PadIfNeeded(tile, tile, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE)
     if not train:
         return A.Compose([pad])
+    # Strong enough for other sensors and light (the model is judged on cameras it never saw):
+    # exposure, contrast and gamma; white balance (colour temperature, per-channel gains, hue);
+    # tone curves (another sensor's histogram); now and then grey; then one optical or
+    # compression artefact (blur, motion, a coarser sensor resampled, sharpening, JPEG) and noise.
     photometric = [
-        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.7),
-        A.RandomGamma(gamma_limit=(75, 133), p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.35, p=0.8),
+        A.RandomGamma(gamma_limit=(65, 155), p=0.4),
+        A.RandomToneCurve(scale=0.15, p=0.2),
     ]
     if channels == 3:
-        photometric.append(A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=25, val_shift_limit=0, p=0.5))
+        photometric.append(
+            A.OneOf(
+                [
+                    A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=40, val_shift_limit=0, p=1.0),
+                    A.PlanckianJitter(p=1.0),
+                    A.MultiplicativeNoise(multiplier=(0.8, 1.2), per_channel=True, elementwise=False, p=1.0),
+                ],
+                p=0.7,
+            )
+        )
+        photometric.append(A.ToGray(p=0.05))
     photometric.append(
         A.OneOf(
-            [A.GaussianBlur(blur_limit=(3, 5), p=1.0), A.GaussNoise(std_range=(0.01, 0.05), p=1.0)],
-            p=0.3,
+            [
+                A.GaussianBlur(blur_limit=(3, 7), p=1.0),
+                A.MotionBlur(blur_limit=(3, 7), p=1.0),
+                A.Downscale(scale_range=(0.4, 0.8), p=1.0),
+                A.Sharpen(p=1.0),
+                A.ImageCompression(quality_range=(40, 90), p=1.0),
+            ],
+            p=0.4,
         )
     )
+    photometric.append(A.GaussNoise(std_range=(0.01, 0.05), p=0.2))
     # Scale jitter (+-25%) and small rotations: other cameras and flight heights; no-data fill is ignored.
     geometric = A.Affine(
         scale=(0.8, 1.25), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE, p=0.5
@@ -329,25 +412,49 @@ class WindowDataset(torch.utils.data.Dataset):
             h = self._handles[path] = rasterio.open(path)
         return h
 
-    def _read_window(self, s: Sample) -> Window:
+    def _read_window(self, s: Sample, factor: float | None = None) -> Window:
+        """The source window to read for sample ``s`` at ``factor`` source pixels per model pixel
+        (default: the source's own factor).
+
+        Validation reads the sample's own window. Training reads 1.5 tiles (at ``factor``)
+        around the sample's centre, kept inside its block, so the random crop back to one tile
+        shifts the window every epoch and never reaches into a validation block.
+        """
         if not self.train:
             return _win(s.window)
+        if factor is None:
+            factor = self.sources[s.source].factor
         c, r, w, h = s.window
         bc, br, bw, bh = s.block
-        m = round(self.tile // 4 * self.sources[s.source].factor)
-        c0, r0 = max(bc, c - m), max(br, r - m)
-        c1, r1 = min(bc + bw, c + w + m), min(br + bh, r + h + m)
-        return Window(c0, r0, c1 - c0, r1 - r0)
+        half = 0.75 * self.tile * factor
+        cx, cy = c + w / 2, r + h / 2
+        c0, r0 = max(bc, round(cx - half)), max(br, round(cy - half))
+        c1, r1 = min(bc + bw, round(cx + half)), min(br + bh, round(cy + half))
+        return Window(c0, r0, max(1, c1 - c0), max(1, r1 - r0))
+
+    def _pixel_size(self, source: Source) -> tuple[float, float | None]:
+        """(source pixels per model pixel, ground metres per model pixel) for the next window.
+
+        With a pixel-size range, every training window is read at a pixel size drawn
+        log-uniformly from the range (so one model sees drone, aerial and satellite scales
+        alike); validation windows at the range's middle, like everything without a range.
+        """
+        if self.train and self.prep.pixel_size_range_m is not None:
+            lo, hi = self.prep.pixel_size_range_m
+            metres = math.exp(np.random.uniform(math.log(lo), math.log(hi)))
+            return metres / source.pixel_size_m, metres
+        return source.factor, self.prep.pixel_size_m
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(image (C, H, W) float32, target (outputs [+ 1 weight channel], H, W) uint8)."""
         s = self.samples[i]
         source = self.sources[s.source]
         src = self._open(source.image)
-        win = self._read_window(s)
+        factor, metres = self._pixel_size(source)
+        win = self._read_window(s, factor)
         shape = (int(win.height), int(win.width))
-        if source.factor != 1.0:
-            shape = (max(1, round(win.height / source.factor)), max(1, round(win.width / source.factor)))
+        if factor != 1.0:
+            shape = (max(1, round(win.height / factor)), max(1, round(win.width / factor)))
         data, valid = read_window(src, win, self.prep.bands, out_shape=shape)
         ignore = ~valid
         if source.labels is not None:
@@ -359,9 +466,9 @@ class WindowDataset(torch.utils.data.Dataset):
             instances = instances_from_mask(raw != 0 if m.nodata is None else (raw != 0) & (raw != m.nodata))
             if m.nodata is not None:
                 ignore |= raw == m.nodata
-        target = derive_targets(instances, self.outputs, self.prep.pixel_size_m)
+        target = derive_targets(instances, self.outputs, metres)
         if self.weights:
-            w = encode_weights(weight_map(instances, self.prep.pixel_size_m))
+            w = encode_weights(weight_map(instances, metres))
             target = np.concatenate([target, w[..., None]], axis=-1)
         target[ignore] = IGNORE
         image = np.ascontiguousarray(data.transpose(1, 2, 0)) / np.float32(self.prep.scale)

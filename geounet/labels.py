@@ -83,9 +83,9 @@ class Labels:
         h, w = shape
         if self._sindex is None:
             self._sindex = self.geoms.sindex
-        x0, y0 = transform @ (0, 0)
-        x1, y1 = transform @ (w, h)
-        hits = self._sindex.query(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        # All four corners: on a rotated (not north-up) grid two opposite corners do not span the window.
+        xs, ys = zip(*(transform @ corner for corner in ((0, 0), (w, 0), (0, h), (w, h))))
+        hits = self._sindex.query(box(min(xs), min(ys), max(xs), max(ys)))
         out = np.zeros((h, w), dtype=np.int32)
         if len(hits):
             # Smaller polygons last, so a small building drawn over a large one keeps its pixels.
@@ -111,11 +111,11 @@ def read_vector(path: str | os.PathLike) -> gpd.GeoDataFrame:
         raise InputError(f"not a readable vector file ({first_line(exc)[:120]})", p) from None
 
 
-def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path: str | None = None) -> Labels:
-    """Read building polygons from any vector format geopandas reads and reproject them to ``raster_crs``.
+def read_label_polygons(path: str | os.PathLike) -> gpd.GeoSeries:
+    """Read and check building polygons (any format geopandas reads), in the file's own CRS.
 
-    Raises :class:`InputError` for a missing or unreadable file, labels without a CRS,
-    non-polygon geometries, or labels that do not overlap the raster.
+    Raises :class:`InputError` for a missing or unreadable file, labels without a CRS or
+    with non-polygon geometries.
     """
     p = os.fspath(path)
     gdf = read_vector(p)
@@ -128,6 +128,18 @@ def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path:
     if not kinds <= _POLYGONAL:
         other = sorted(kinds - _POLYGONAL)
         raise InputError(f"labels must be polygons, found {', '.join(other)}", p)
+    return geoms
+
+
+def labels_for_raster(
+    geoms: gpd.GeoSeries, path: str, raster_crs, raster_bounds, raster_path: str | None = None, *,
+    required: bool = True,
+) -> Labels:
+    """The polygons of ``geoms`` that overlap a raster, reprojected to its CRS and de-duplicated.
+
+    ``required``: raise :class:`InputError` when none overlaps (a chip of a folder may hold no
+    building: then it is all background and ``required`` is False).
+    """
     geoms = geoms.to_crs(raster_crs)
     # Invalid rings (self-intersections from hand digitising) would burn wrong pixels.
     geoms = geoms.make_valid()
@@ -136,8 +148,18 @@ def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path:
     geoms = geoms[geoms.intersects(frame)]
     geoms, dropped = drop_contained(geoms)
     if dropped:
-        log.info("%s: %d label polygon(s) inside a larger one dropped (duplicates or clipped copies)", p, dropped)
-    if geoms.empty:
+        log.info("%s: %d label polygon(s) inside a larger one dropped (duplicates or clipped copies)", path, dropped)
+    if geoms.empty and required:
         where = f" {raster_path}" if raster_path else " the raster"
-        raise InputError(f"no label polygon overlaps{where}", p)
-    return Labels(geoms, p)
+        raise InputError(f"no label polygon overlaps{where}", path)
+    return Labels(geoms, path)
+
+
+def read_labels(path: str | os.PathLike, raster_crs, raster_bounds, raster_path: str | None = None) -> Labels:
+    """Read building polygons from any vector format geopandas reads and reproject them to ``raster_crs``.
+
+    Raises :class:`InputError` for a missing or unreadable file, labels without a CRS,
+    non-polygon geometries, or labels that do not overlap the raster.
+    """
+    p = os.fspath(path)
+    return labels_for_raster(read_label_polygons(p), p, raster_crs, raster_bounds, raster_path)

@@ -39,7 +39,7 @@ import numpy as np
 import rasterio
 import torch
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -399,20 +399,33 @@ def open_input(path, pixel_size: float | None = None):
         # same extent, whole pixels: the pixel is f times larger up to the rounding of the sides
         width, height = max(1, round(src.width / f)), max(1, round(src.height / f))
         transform = src.transform @ Affine.scale(src.width / width, src.height / height)
+        # The validity mask travels as the VRT's alpha band; a source with an alpha band of its
+        # own (RGBA drone orthophotos) already brings one, and GDAL refuses a second.
+        has_alpha = any(ci == ColorInterp.alpha for ci in src.colorinterp)
         with WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height,
-                       resampling=Resampling.bilinear, add_alpha=True) as vrt:
+                       resampling=Resampling.bilinear, add_alpha=not has_alpha) as vrt:
             yield vrt
 
 
-def target_pixel_size(setting, native_m: float, model_m: float | None) -> float | None:
+def target_pixel_size(setting, native_m: float, model_m: float | None,
+                      model_range: tuple[float, float] | None = None) -> float | None:
     """The ground pixel size to predict at, or None for the raster's own pixels.
 
-    ``"auto"``: the model's pixel size when the raster's differs from it by more than 20%;
+    ``"auto"``: for a model trained across a pixel-size range, the raster's own pixels when
+    they lie inside the range (5% tolerance), else the nearer end of the range; for a model
+    trained at one pixel size, that size when the raster's differs from it by more than 20%.
     ``"native"``: never resample; a number: that many metres.
     """
     if setting in (None, "native"):
         return None
     if setting == "auto":
+        if model_range:
+            lo, hi = model_range
+            if native_m < lo / 1.05:
+                return float(lo)
+            if native_m > hi * 1.05:
+                return float(hi)
+            return None
         if model_m and abs(native_m / model_m - 1.0) > 0.2:
             return float(model_m)
         return None
@@ -735,11 +748,17 @@ def predict_raster(
     with open_raster(input_path) as src:
         check_raster(src, info, input_path)
         native_px = pixel_size_m(src)
-    target_px = target_pixel_size(options.pixel_size, native_px, model_px)
+    model_range = info.preprocessing.pixel_size_range_m
+    target_px = target_pixel_size(options.pixel_size, native_px, model_px, model_range)
     if target_px:
         logger.info("%s: resampling %.3f m pixels to %.3f m%s", input_path, native_px, target_px,
-                    " (the model's)" if target_px == model_px else "")
-    elif model_px and not (1 / 1.5 <= native_px / model_px <= 1.5):
+                    " (the model's)" if target_px == model_px or model_range else "")
+    elif model_range and not (model_range[0] / 1.5 <= native_px <= model_range[1] * 1.5):
+        logger.warning(
+            "%s: pixels are %.3f m but the model was trained at %.3f-%.3f m; results may be poor "
+            "(use --pixel-size auto)", input_path, native_px, *model_range,
+        )
+    elif model_px and not model_range and not (1 / 1.5 <= native_px / model_px <= 1.5):
         logger.warning(
             "%s: pixels are %.3f m but the model was trained at %.3f m; results may be poor "
             "(use --pixel-size auto)", input_path, native_px, model_px,

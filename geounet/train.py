@@ -30,6 +30,7 @@ from .data import (
     build_samples,
     check_consistent,
     compute_stats,
+    place_weights,
     raster_sources,
     set_pixel_size,
     tile_sources,
@@ -78,6 +79,7 @@ class TrainConfig:
     separation: bool = True
     weight_map: bool = False
     pixel_size: float | None = None
+    pixel_size_range: tuple[float, float] | None = None
     bands: tuple[int, ...] | None = None
     device: str = "auto"
     amp: bool = True
@@ -95,11 +97,16 @@ class TrainConfig:
             kw[key] = list(kw.get(key, ()))
         if isinstance(kw.get("bands"), str):
             kw["bands"] = parse_bands(kw["bands"])
+        if kw.get("pixel_size_range"):
+            kw["pixel_size_range"] = tuple(float(v) for v in kw["pixel_size_range"])
+        else:
+            kw.pop("pixel_size_range", None)
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["bands"] = list(self.bands) if self.bands else None
+        d["pixel_size_range"] = list(self.pixel_size_range) if self.pixel_size_range else None
         return d
 
     @classmethod
@@ -112,20 +119,32 @@ class TrainConfig:
         return self.block_size or 4 * self.tile_size
 
     def validate(self) -> None:
-        """Check option combinations before any file is read or written."""
-        tiles = self.images is not None or self.masks is not None
-        if tiles and (self.images is None or self.masks is None):
-            raise ConfigError("--images and --masks go together")
-        if tiles and self.rasters:
-            raise ConfigError("give either --images/--masks or --raster/--labels, not both")
+        """Check option combinations before any file is read or written.
+
+        Training data: a folder of image tiles (``--images`` with a ``--masks`` folder or a
+        ``--labels`` file covering the tiles), ``--raster``/``--labels`` pairs, or both. With
+        both, ``--labels`` pair with ``--raster`` in order and the tiles' labels file comes last.
+        """
+        if self.masks is not None and self.images is None:
+            raise ConfigError("--masks goes with --images")
+        tiles = self.images is not None
+        tile_labels = int(tiles and self.masks is None)
         if not tiles and not self.rasters:
-            raise ConfigError("no training data: give --images DIR --masks DIR or --raster R.tif --labels L.geojson")
-        if len(self.rasters) != len(self.labels):
-            raise ConfigError(f"{len(self.rasters)} --raster but {len(self.labels)} --labels: give one labels file per raster")
+            raise ConfigError("no training data: give --images DIR with --masks DIR or --labels FILE, or --raster R.tif --labels L.geojson")
+        if len(self.labels) != len(self.rasters) + tile_labels:
+            if tiles and self.masks is None and len(self.labels) == len(self.rasters):
+                raise ConfigError("--images needs --masks DIR or a --labels file (given after the --raster labels)")
+            raise ConfigError(f"{len(self.rasters)} --raster but {len(self.labels) - tile_labels} --labels: give one labels file per raster")
         if len(self.val_rasters) != len(self.val_labels):
             raise ConfigError("--val-raster and --val-labels must come in pairs")
-        if self.val_rasters and tiles:
+        if self.val_rasters and not self.rasters:
             raise ConfigError("--val-raster/--val-labels go with --raster/--labels training data")
+        if self.pixel_size and self.pixel_size_range:
+            raise ConfigError("give --pixel-size or --pixel-size-range, not both")
+        if self.pixel_size_range is not None:
+            lo, hi = self.pixel_size_range
+            if not 0 < lo <= hi:
+                raise ConfigError(f"--pixel-size-range needs 0 < MIN <= MAX, got {lo} {hi}")
         m = 2**self.depth
         if self.tile_size % m:
             raise ConfigError(f"--tile-size {self.tile_size} is not a multiple of 2**depth = {m}")
@@ -243,14 +262,15 @@ def lr_at(progress: float, base_lr: float) -> float:
 
 
 def _load_data(cfg: TrainConfig, seed: int) -> tuple[SampleSet, tuple[int, ...]]:
+    train_sources = []
     if cfg.images is not None:
-        train_sources = tile_sources(cfg.images, cfg.masks)
-        val_sources = []
-    else:
-        train_sources = raster_sources(cfg.rasters, cfg.labels)
-        val_sources = raster_sources(cfg.val_rasters, cfg.val_labels) if cfg.val_rasters else []
+        tile_labels = cfg.labels[-1] if cfg.masks is None else None
+        train_sources += tile_sources(cfg.images, cfg.masks, tile_labels)
+    if cfg.rasters:
+        train_sources += raster_sources(cfg.rasters, cfg.labels[: len(cfg.rasters)])
+    val_sources = raster_sources(cfg.val_rasters, cfg.val_labels) if cfg.val_rasters else []
     bands = check_consistent(train_sources + val_sources, cfg.bands)
-    set_pixel_size(train_sources + val_sources, cfg.pixel_size)
+    set_pixel_size(train_sources + val_sources, reference_pixel_size(cfg))
     samples = build_samples(
         train_sources, val_sources, tile=cfg.tile_size, block=cfg.block,
         val_fraction=0.0 if val_sources else cfg.val_fraction, seed=seed,
@@ -258,15 +278,27 @@ def _load_data(cfg: TrainConfig, seed: int) -> tuple[SampleSet, tuple[int, ...]]
     return samples, bands
 
 
-def _loader(ds: WindowDataset, cfg: TrainConfig, d: _Dist, train: bool, device: torch.device, seed: int):
+def reference_pixel_size(cfg: TrainConfig) -> float | None:
+    """The pixel size windows are laid out at: ``--pixel-size``, the geometric middle of
+    ``--pixel-size-range``, or None (native)."""
+    if cfg.pixel_size_range:
+        lo, hi = cfg.pixel_size_range
+        return math.sqrt(lo * hi)
+    return cfg.pixel_size
+
+
+def _loader(ds: WindowDataset, cfg: TrainConfig, d: _Dist, train: bool, device: torch.device, seed: int,
+            weights: list[float] | None = None):
     workers = 1 if cfg.workers is None else cfg.workers
     sampler = None
+    g = torch.Generator()
+    g.manual_seed(seed + (0 if train else 7919))
     if train and d.enabled:
         sampler = torch.utils.data.distributed.DistributedSampler(
             ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed
         )
-    g = torch.Generator()
-    g.manual_seed(seed + (0 if train else 7919))
+    elif train and weights is not None:
+        sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=len(ds), replacement=True, generator=g)
     return torch.utils.data.DataLoader(
         ds,
         batch_size=cfg.batch_size,
@@ -313,6 +345,7 @@ def _resume_state(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
         "out_dir": cfg.out_dir,
     })
     merged.bands = tuple(merged.bands) if merged.bands else None
+    merged.pixel_size_range = tuple(merged.pixel_size_range) if merged.pixel_size_range else None
     return merged, ckpt
 
 
@@ -338,12 +371,14 @@ def _train(cfg: TrainConfig, d: _Dist) -> TrainResult:
     else:
         scale, mean, std = compute_stats(samples.sources, samples.train, bands, cfg.seed)
         psizes = [s.pixel_size_m for s in samples.sources]
-        if not cfg.pixel_size and max(psizes) > 1.2 * min(psizes):
+        reference = reference_pixel_size(cfg)
+        if not reference and max(psizes) > 1.2 * min(psizes):
             logger.warning("training rasters differ in pixel size (%.3f to %.3f m)", min(psizes), max(psizes))
         prep = Preprocessing(
             bands=bands, scale=scale, mean=tuple(mean), std=tuple(std),
-            pixel_size_m=float(cfg.pixel_size or sum(psizes) / len(psizes)), tile_size=cfg.tile_size,
-            dtype=samples.sources[0].dtype,
+            pixel_size_m=float(reference or sum(psizes) / len(psizes)),
+            pixel_size_range_m=tuple(cfg.pixel_size_range) if cfg.pixel_size_range else None,
+            tile_size=cfg.tile_size, dtype=samples.sources[0].dtype,
         )
         outputs = OUTPUTS_SEPARATION if cfg.separation else OUTPUTS_PLAIN
         mcfg = ModelConfig(in_channels=len(bands), out_channels=len(outputs), width=cfg.width, depth=cfg.depth,
@@ -383,7 +418,7 @@ def _train(cfg: TrainConfig, d: _Dist) -> TrainResult:
     val_samples = samples.val[d.rank :: d.world]
     val_ds = WindowDataset(samples.sources, val_samples, prep, train=False, outputs=mcfg.outputs,
                            weights=cfg.weight_map)
-    train_dl = _loader(train_ds, cfg, d, True, device, cfg.seed + state["epoch"])
+    train_dl = _loader(train_ds, cfg, d, True, device, cfg.seed + state["epoch"], weights=place_weights(samples))
     val_dl = _loader(val_ds, cfg, d, False, device, cfg.seed) if len(val_ds) else None
     loss_fn = segmentation_loss(cfg.loss, weighted=cfg.weight_map)
     steps_per_epoch = len(train_dl)
