@@ -732,7 +732,7 @@ class StripVectorizer:
 
     def _regularize(self, exact: np.ndarray, simple: np.ndarray) -> np.ndarray:
         """Square ``simple`` outlines in ground metres; keep one that would move beyond the no-data reach."""
-        from .regularize import regularize
+        from .finish import regularize
 
         opt = self.options
         gx, gy = opt.pixel_m
