@@ -90,129 +90,32 @@ one seed are all joined. Bands other than the first and the last must be at leas
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.features import shapes, sieve
+from rasterio.features import shapes
 from shapely.geometry import shape
+
+from .options import VectorizeOptions
+from .stages import (
+    CUT_CHANNELS,
+    building_mask,
+    drop_small_components,
+    grow_seeds,
+    label_instances,
+    label_polygons,
+    label_sums,
+    seed_cut,
+    seed_pixels,
+    seed_score,
+)
 
 __all__ = ["VectorizeOptions", "GroundArea", "StripVectorizer", "to_crs_coords", "grow_seeds", "seed_score"]
 
 Emit = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
-CUT_CHANNELS = ("border", "contact")  # channels whose probability cuts seeds
-
-
-@dataclass(frozen=True)
-class VectorizeOptions:
-    """How probabilities become polygons; ``*_px`` in pixels, ``*_m`` in ground metres, ``min_area_m2`` in m^2.
-
-    ``channels`` names the probability channels given to :meth:`StripVectorizer.add_rows`
-    (the first is always ``building``). ``separate`` splits touching buildings on seeds
-    (module docstring, steps 3-5); ``pixel_m`` is the ground size of a pixel along x and y,
-    which squaring (``regularize_m`` > 0, its tolerance) needs.
-    """
-
-    threshold: float = 0.5
-    sieve_px: int = 0
-    simplify_px: float = 0.0
-    min_area_m2: float = 0.0
-    channels: tuple[str, ...] = ("building",)
-    separate: bool = False
-    seed_threshold: float = 0.5
-    seed_min_px: int = 0
-    seed_erode_px: int = 0
-    reach_px: int = 0
-    regularize_m: float = 0.0
-    pixel_m: tuple[float, float] = (1.0, 1.0)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "channels", tuple(self.channels))
-        if not self.channels or self.channels[0] != "building":
-            raise ValueError("the first probability channel must be 'building'")
-        if self.separate and self.reach_px < 1:
-            raise ValueError("separating buildings needs reach_px >= 1")
-        if self.regularize_m > 0 and min(self.pixel_m) <= 0:
-            raise ValueError("regularizing needs the ground pixel size (pixel_m)")
-
-    @property
-    def seed_margin(self) -> int:
-        """``m1``: context rows (and columns) stage 1 needs around a core (see the module docstring)."""
-        extra = self.seed_erode_px + self.seed_min_px if self.separate else 0
-        return max(1, int(self.sieve_px) + int(extra))
-
-    @property
-    def regularize_reach_px(self) -> int:
-        """How far (pixels) a squared outline may move from the pixel outline and still be used."""
-        if self.regularize_m <= 0:
-            return 0
-        return math.ceil(2.0 * self.regularize_m / min(self.pixel_m)) + 1
-
-    @property
-    def nodata_reach(self) -> int:
-        """How far (pixels) no-data can be and still meet a simplified or squared building."""
-        r = math.ceil(self.simplify_px) + 1 if self.simplify_px > 0 else 0
-        return max(r, self.regularize_reach_px)
-
-    @property
-    def instance_margin(self) -> int:
-        """``m2``: rows (and columns) of stage-1 output stage 2 needs around a core."""
-        return max(1, self.reach_px if self.separate else 0, self.nodata_reach + 1)
-
-    @property
-    def margin(self) -> int:
-        """Context rows above and below a core (and columns beside a band) the caller must provide."""
-        return self.seed_margin + self.instance_margin
-
-
-def seed_score(probs: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
-    """``p_building * prod(1 - p_c)`` over the border/contact channels present: high in building interiors."""
-    score = probs[0].astype(np.float32, copy=True)
-    for k, name in enumerate(channels):
-        if name in CUT_CHANNELS:
-            score *= 1.0 - probs[k]
-    return score
-
-
-def grow_seeds(mask: np.ndarray, seeds: np.ndarray, reach: int) -> np.ndarray:
-    """Flood ``seeds`` (int labels, 0 = none, inside ``mask``) through ``mask`` for up to ``reach`` steps.
-
-    Breadth first, 4-connected: a pixel first reached in step ``d`` takes the label of its
-    first neighbour (in the order above, left, right, below) reached in step ``d - 1``.
-    Pixels of ``mask`` further than ``reach`` steps from every seed keep 0. The result at
-    a pixel depends only on ``mask`` and ``seeds`` within ``reach`` pixels of it.
-    """
-    lab = np.where(mask, seeds, 0)
-    front = lab > 0
-    free = mask & ~front
-    # (destination, source) slices; later entries overwrite earlier ones, so the first
-    # neighbour in the order above, left, right, below wins
-    moves = [
-        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),  # from below
-        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),  # from the right
-        ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),  # from the left
-        ((slice(1, None), slice(None)), (slice(None, -1), slice(None))),  # from above
-    ]
-    for _ in range(int(reach)):
-        if not front.any() or not free.any():
-            break
-        new = np.zeros_like(lab)
-        got = np.zeros_like(free)
-        for dst, src in moves:
-            take = free[dst] & front[src]
-            if take.any():
-                new[dst][take] = lab[src][take]
-                got[dst] |= take
-        lab[got] = new[got]
-        free &= ~got
-        front = got
-    return lab
-
-
 class GroundArea:
     """Area in square metres of polygons given in ``crs``, on the ellipsoid of that CRS.
 
@@ -289,7 +192,6 @@ class _Comp:
         self.rmax = -1  # last raster row where it reaches the band's right side (-1: never)
 
 
-_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
 
 class StripVectorizer:
@@ -408,10 +310,7 @@ class StripVectorizer:
             )
         keep = probs[:1].astype(np.float32, copy=False)
         if self._cuts:
-            cut = np.ones((1,) + probs.shape[1:], dtype=np.float32)
-            for k in self._cuts:
-                cut *= 1.0 - probs[k]
-            keep = np.concatenate([keep, cut])
+            keep = np.concatenate([keep, seed_cut(probs, self._cuts)[None]])
         self._probs = np.concatenate([self._probs, keep], axis=1)
         self._valid = np.concatenate([self._valid, valid.astype(bool, copy=False)])
         self._cores1.append((row0, row0 + n))
@@ -461,15 +360,12 @@ class StripVectorizer:
         assert c0 >= self._buf0 and c1 <= self._rows
         P = self._probs[:, c0 - self._buf0 : c1 - self._buf0]
         V = self._valid[c0 - self._buf0 : c1 - self._buf0]
-        binary = ((P[0] >= opt.threshold) & V).astype(np.uint8)
-        if opt.sieve_px >= 2 and binary.any():
-            binary = sieve(binary, size=int(opt.sieve_px), connectivity=4)
-            binary &= V
+        binary = building_mask(P[0], V, opt.threshold, opt.sieve_px)
         rows = slice(a - c0, b - c0)
         cols = slice(self.wx0 - self.cx0, self.wx1 - self.cx0)
-        M = binary[rows, cols].astype(bool)
+        M = binary[rows, cols]
         if opt.separate:
-            self._N = np.concatenate([self._N, self._seeds(binary.astype(bool), P, a, b, rows, cols)])
+            self._N = np.concatenate([self._N, self._seeds(binary, P, a, b, rows, cols)])
         self._M = np.concatenate([self._M, M])
         self._P = np.concatenate([self._P, P[0, rows, cols]])
         self._V = np.concatenate([self._V, V[rows, cols]])
@@ -480,17 +376,8 @@ class StripVectorizer:
         from scipy import ndimage  # here, not at import: it costs 0.2 s of start-up
 
         opt = self.options
-        if opt.seed_erode_px:
-            seed = binary & (P[0] >= opt.seed_threshold)
-            # outside the context counts as seed, so raster edges do not erode (strip edges are far enough)
-            seed = ndimage.binary_erosion(seed, _CROSS, iterations=int(opt.seed_erode_px), border_value=1)
-        else:
-            seed = binary & ((P[0] * P[1] if self._cuts else P[0]) >= opt.seed_threshold)
-        if opt.seed_min_px >= 2 and seed.any():
-            lab, n = ndimage.label(seed)
-            big = np.bincount(lab.ravel(), minlength=n + 1) >= opt.seed_min_px
-            big[0] = False
-            seed = big[lab]
+        seed = seed_pixels(binary, P[0], P[1] if self._cuts else None, opt.seed_threshold, opt.seed_erode_px)
+        seed = drop_small_components(seed, opt.seed_min_px)
         lab, n = ndimage.label(seed[rows, cols])
         base = self._next_id - 1
         self._next_id += n
@@ -559,24 +446,14 @@ class StripVectorizer:
         grown = None
         if opt.separate and core.any():
             grown = self._grow(M, self._N[o0:o1], rows, xs, xe)
-        unreached = core & (grown == 0) if grown is not None else core
-        labels, nu = ndimage.label(unreached)
-        nodes = np.zeros(0, dtype=np.int64)
-        if grown is not None:
-            sel = grown > 0
-            if sel.any():
-                nodes, inv = np.unique(grown[sel], return_inverse=True)
-                labels[sel] = nu + 1 + inv.astype(labels.dtype)
-                nodes = nodes.astype(np.int64) + self._nbase
+        labels, nu, nodes = label_instances(core, grown)
+        nodes = nodes.astype(np.int64) + self._nbase
         n = nu + len(nodes)
         base = self._next_id - 1
         self._next_id += n
         new_ids = []
         if n:
-            probs = self._P[o0:o1][rows, xs:xe]
-            flat = labels.ravel()
-            totals = np.bincount(flat, weights=probs.ravel(), minlength=n + 1)
-            counts = np.bincount(flat, minlength=n + 1)
+            totals, counts = label_sums(labels, self._P[o0:o1][rows, xs:xe], n)
             V = self._V[o0:o1]
             nodata = (
                 self._nodata_pieces(labels, ~V, a - c0, xs, c0) if (opt.nodata_reach and not V.all()) else {}
@@ -587,9 +464,8 @@ class StripVectorizer:
                                          a + sl[0].stop - 1)
                 self._parent[gid] = gid
                 new_ids.append(gid)
-            t = Affine.translation(self.x0, a)
-            for geom, value in shapes(labels, mask=labels > 0, connectivity=4, transform=t):
-                self._comps[base + int(value)].geoms.append(shape(geom))
+            for value, polygon in label_polygons(labels, a, self.x0):
+                self._comps[base + value].geoms.append(polygon)
             for k, node in enumerate(nodes):  # grown pieces belong to their seed
                 self._union(base + nu + 1 + k, int(node))
 
@@ -614,12 +490,7 @@ class StripVectorizer:
 
     def _grow(self, M: np.ndarray, N: np.ndarray, rows: slice, xs: int, xe: int) -> np.ndarray:
         """Seed labels grown over ``M`` (step 4), for the core only; crops to where ``M`` is, for speed."""
-        r = np.flatnonzero(M.any(axis=1))
-        c = np.flatnonzero(M.any(axis=0))
-        r0, r1, q0, q1 = r[0], r[-1] + 1, c[0], c[-1] + 1
-        lab = np.zeros(M.shape, dtype=N.dtype)
-        lab[r0:r1, q0:q1] = grow_seeds(M[r0:r1, q0:q1], N[r0:r1, q0:q1], self.options.reach_px)
-        return lab[rows, xs:xe]
+        return grow_seeds(M, N, self.options.reach_px)[rows, xs:xe]
 
     def _close(self, b: int) -> None:
         """Finish every group that nothing below ``b`` (or in the next band) can join any more."""
