@@ -7,8 +7,10 @@ The algorithm and why the streamed result equals a whole-raster computation are 
 
 from __future__ import annotations
 
-from .finish import dominant_angle, regularize
-from .stream import CUT_CHANNELS, GroundArea, StripVectorizer, VectorizeOptions, grow_seeds, seed_score, to_crs_coords
+from .finish import GroundArea, dominant_angle, regularize, to_crs_coords
+from .options import VectorizeOptions
+from .stages import CUT_CHANNELS, grow_seeds, seed_score
+from .stream import StripVectorizer
 
 __all__ = [
     "CUT_CHANNELS",

@@ -95,10 +95,8 @@ from collections.abc import Callable
 import numpy as np
 import shapely
 from affine import Affine
-from pyproj import CRS, Transformer
-from rasterio.features import shapes
-from shapely.geometry import shape
 
+from .finish import GroundArea, finish_buildings, nodata_near
 from .options import VectorizeOptions
 from .stages import (
     CUT_CHANNELS,
@@ -110,74 +108,11 @@ from .stages import (
     label_sums,
     seed_cut,
     seed_pixels,
-    seed_score,
 )
 
-__all__ = ["VectorizeOptions", "GroundArea", "StripVectorizer", "to_crs_coords", "grow_seeds", "seed_score"]
+__all__ = ["StripVectorizer"]
 
 Emit = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
-class GroundArea:
-    """Area in square metres of polygons given in ``crs``, on the ellipsoid of that CRS.
-
-    Coordinates are moved to the CRS's own geographic CRS (longitude, latitude) and
-    measured with ``pyproj.Geod.geometry_area_perimeter`` after orienting rings
-    (exterior counter-clockwise, holes clockwise), so holes are subtracted. This is the
-    true ground area in any CRS: degrees, web-mercator (whose map square metres are
-    1/cos^2(lat) ground square metres), UTM, or State Plane in US feet.
-    """
-
-    def __init__(self, crs):
-        self.crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-        self.geod = self.crs.get_geod()
-        if self.geod is None:  # pragma: no cover - every CRS with a datum has an ellipsoid
-            from pyproj import Geod
-
-            self.geod = Geod(ellps="WGS84")
-        self._to_ll = None
-        if not self.crs.is_geographic:
-            self._to_ll = Transformer.from_crs(self.crs, self.crs.geodetic_crs, always_xy=True)
-
-    def lonlat(self, geoms: np.ndarray) -> np.ndarray:
-        if self._to_ll is None:
-            return geoms
-        t = self._to_ll
-
-        def f(xy: np.ndarray) -> np.ndarray:
-            x, y = t.transform(xy[:, 0], xy[:, 1])
-            return np.column_stack([x, y])
-
-        return shapely.transform(geoms, f)
-
-    def __call__(self, geoms: np.ndarray) -> np.ndarray:
-        geoms = np.asarray(geoms, dtype=object)
-        if geoms.size == 0:
-            return np.zeros(0, dtype=np.float64)
-        ll = shapely.orient_polygons(self.lonlat(geoms), exterior_cw=False)
-        return np.array([abs(self.geod.geometry_area_perimeter(g)[0]) for g in ll], dtype=np.float64)
-
-
-def to_crs_coords(geoms: np.ndarray, transform: Affine) -> np.ndarray:
-    """Pixel-coordinate geometries (x = column, y = row) to CRS coordinates with ``transform``."""
-    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
-
-    def fn(xy: np.ndarray) -> np.ndarray:
-        x, y = xy[:, 0], xy[:, 1]
-        return np.column_stack([a * x + b * y + c, d * x + e * y + f])
-
-    return shapely.transform(geoms, fn)
-
-
-def _polygon_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Explode (multi)polygons and collections to single non-empty polygons, with the index of their source."""
-    idx = np.arange(len(geoms))
-    for _ in range(3):  # collections may hold multipolygons
-        multi = shapely.get_type_id(geoms) != 3
-        if not multi.any():
-            break
-        parts, pidx = shapely.get_parts(geoms, return_index=True)
-        geoms, idx = parts, idx[pidx]
-    keep = (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
-    return geoms[keep], idx[keep]
 
 
 class _Comp:
@@ -456,7 +391,8 @@ class StripVectorizer:
             totals, counts = label_sums(labels, self._P[o0:o1][rows, xs:xe], n)
             V = self._V[o0:o1]
             nodata = (
-                self._nodata_pieces(labels, ~V, a - c0, xs, c0) if (opt.nodata_reach and not V.all()) else {}
+                nodata_near(labels, ~V, (a - c0, xs), (c0, self.wx0), opt.nodata_reach)
+                if (opt.nodata_reach and not V.all()) else {}
             )
             for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
                 gid = base + lab
@@ -518,31 +454,6 @@ class StripVectorizer:
         if done:
             self._finalize(done)
 
-    def _nodata_pieces(self, labels: np.ndarray, invalid: np.ndarray, row_off: int, col_off: int,
-                       ctx_row0: int) -> dict[int, object]:
-        """No-data polygons (pixel coordinates) within reach of each piece that has any nearby.
-
-        ``invalid`` is the context (rows from ``ctx_row0``, the band's widened columns); the
-        core's labels start ``row_off`` rows and ``col_off`` columns into it.
-        """
-        from scipy import ndimage
-
-        reach = self.options.nodata_reach
-        out = {}
-        H, W = invalid.shape
-        for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
-            if sl is None:
-                continue
-            r0, r1 = max(0, sl[0].start + row_off - reach), min(H, sl[0].stop + row_off + reach)
-            q0, q1 = max(0, sl[1].start + col_off - reach), min(W, sl[1].stop + col_off + reach)
-            sub = invalid[r0:r1, q0:q1]
-            if not sub.any():
-                continue
-            t = Affine.translation(self.wx0 + q0, ctx_row0 + r0)
-            polys = [shape(g) for g, _ in shapes(sub.astype(np.uint8), mask=sub, connectivity=4, transform=t)]
-            out[lab] = shapely.union_all(polys)
-        return out
-
     # -- union-find ----------------------------------------------------------------------
     def _find(self, x: int) -> int:
         root = x
@@ -575,52 +486,8 @@ class StripVectorizer:
             scores.append(total / max(count, 1))
             nodata.append(shapely.union_all(pieces) if pieces else None)
         if geoms:
-            self._finish_buildings(np.array(geoms, dtype=object), np.array(scores, dtype=np.float64), nodata)
-
-    def _finish_buildings(self, geoms: np.ndarray, scores: np.ndarray, nodata: list) -> None:
-        opt = self.options
-        bad = ~shapely.is_valid(geoms)
-        if bad.any():
-            geoms[bad] = shapely.make_valid(geoms[bad])
-        # canonical outline: no collinear vertices (unions leave some on block borders), fixed start
-        # and orientation, so simplifying a building gives the same result however it was pieced
-        geoms = shapely.normalize(shapely.simplify(geoms, 0.0, preserve_topology=True))
-        out = shapely.simplify(geoms, opt.simplify_px, preserve_topology=True) if opt.simplify_px > 0 else geoms
-        if opt.regularize_m > 0:
-            out = self._regularize(geoms, out)
-        for k, piece in enumerate(nodata):
-            if piece is not None:
-                out[k] = shapely.difference(out[k], piece)
-        parts, idx = _polygon_parts(out)
-        if parts.size == 0:
-            return
-        crs_geoms = shapely.orient_polygons(to_crs_coords(parts, self.transform), exterior_cw=False)
-        area = self.area(crs_geoms)
-        keep = (area >= opt.min_area_m2) & (area > 0)
-        if keep.any():
-            self.n_polygons += int(keep.sum())
-            self._emit(crs_geoms[keep], area[keep], scores[idx[keep]])
-
-    def _regularize(self, exact: np.ndarray, simple: np.ndarray) -> np.ndarray:
-        """Square ``simple`` outlines in ground metres; keep one that would move beyond the no-data reach."""
-        from .finish import regularize
-
-        opt = self.options
-        gx, gy = opt.pixel_m
-        to_m = np.array([gx, gy])
-        out = simple.copy()
-        # buildings far under --min-area are dropped whatever their shape (squaring keeps the area
-        # within 10%): not worth squaring
-        skip = shapely.area(simple) * gx * gy < 0.5 * opt.min_area_m2
-        for k, g in enumerate(simple):
-            if skip[k]:
-                continue
-            g_m = shapely.transform(g, lambda xy: xy * to_m)
-            r_m = regularize(g_m, tolerance=opt.regularize_m, max_area_change=0.1)
-            if r_m is g_m or r_m.is_empty:
-                continue
-            r = shapely.transform(r_m, lambda xy: xy / to_m)
-            # the no-data around a building was gathered within nodata_reach pixels of its pixels
-            if r.is_valid and shapely.covered_by(r, shapely.buffer(exact[k], opt.nodata_reach, quad_segs=2)):
-                out[k] = r
-        return out
+            crs_geoms, area, score = finish_buildings(np.array(geoms, dtype=object), np.array(scores, dtype=np.float64),
+                                                      nodata, self.options, self.transform, self.area)
+            if len(crs_geoms):
+                self.n_polygons += len(crs_geoms)
+                self._emit(crs_geoms, area, score)
