@@ -43,8 +43,8 @@ class RowBuffer:
     def end_row(self) -> int:
         return self.first_row + len(next(iter(self._arrays.values())))
 
-    def append(self, **rows: np.ndarray) -> None:
-        for name, new in rows.items():
+    def append(self, **new_rows: np.ndarray) -> None:
+        for name, new in new_rows.items():
             self._arrays[name] = np.concatenate([self._arrays[name], new])
 
     def rows(self, row0: int, row1: int) -> dict[str, np.ndarray]:

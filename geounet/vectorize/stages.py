@@ -125,9 +125,9 @@ def grow_seeds(mask: np.ndarray, seeds: np.ndarray, reach: int) -> np.ndarray:
     ``mask`` only: faster, and the same result.
     """
     lab = np.where(mask, seeds, 0)
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size:
-        box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    mask_rows, mask_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if mask_rows.size:
+        box = slice(mask_rows[0], mask_rows[-1] + 1), slice(mask_cols[0], mask_cols[-1] + 1)
         lab[box] = _flood(mask[box], lab[box], reach)
     return lab
 

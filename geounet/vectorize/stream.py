@@ -174,10 +174,10 @@ class StripVectorizer:
             raise ValueError(
                 f"strip of shape {probs.shape} does not match {self._n_channels} channel(s) of the raster (or band) width"
             )
-        rows = dict(p_building=probs[0].astype(np.float32, copy=False), valid=valid.astype(bool, copy=False))
+        strip = dict(p_building=probs[0].astype(np.float32, copy=False), valid=valid.astype(bool, copy=False))
         if self._cut_channels:
-            rows["seed_cut"] = seed_cut(probs, self._cut_channels)
-        self._stage1_input.append(**rows)
+            strip["seed_cut"] = seed_cut(probs, self._cut_channels)
+        self._stage1_input.append(**strip)
         self._cores_waiting.append((row0, row0 + n))
         self._run()
 
@@ -214,12 +214,17 @@ class StripVectorizer:
                 self._stage2_end = end
                 self._stage2_input.release_before(end - m2)
 
+    def _with_context(self, held: RowBuffer, a: int, b: int, context_rows: int) -> tuple[int, dict[str, np.ndarray]]:
+        """The core rows ``[a, b)`` of ``held`` with ``context_rows`` above and below (within the raster),
+        and the raster row they start at."""
+        ctx_row0 = max(0, a - context_rows)
+        return ctx_row0, held.rows(ctx_row0, min(self.height, b + context_rows))
+
     # -- stage 1: mask and seeds -----------------------------------------------------------
     def _stage1(self, a: int, b: int) -> None:
         """Steps 1-3 on the core rows ``[a, b)``: its mask and seed nodes over the widened columns, for stage 2."""
         opt, band = self.options, self._col_band
-        ctx_row0, ctx_row1 = max(0, a - self._stage1_context), min(self.height, b + self._stage1_context)
-        ctx = self._stage1_input.rows(ctx_row0, ctx_row1)
+        ctx_row0, ctx = self._with_context(self._stage1_input, a, b, self._stage1_context)
         mask = building_mask(ctx["p_building"], ctx["valid"], opt.threshold, opt.sieve_px)
         core_widened = slice(a - ctx_row0, b - ctx_row0), slice(band.wx0 - band.cx0, band.wx1 - band.cx0)
         out = dict(mask=mask[core_widened], p_building=ctx["p_building"][core_widened],
@@ -275,8 +280,7 @@ class StripVectorizer:
     def _stage2(self, a: int, b: int) -> None:
         """Steps 4-7 on the core rows ``[a, b)``, then finish the buildings nothing can join any more."""
         opt, band = self.options, self._col_band
-        ctx_row0, ctx_row1 = max(0, a - self._stage2_context), min(self.height, b + self._stage2_context)
-        ctx = self._stage2_input.rows(ctx_row0, ctx_row1)
+        ctx_row0, ctx = self._with_context(self._stage2_input, a, b, self._stage2_context)
         core = slice(a - ctx_row0, b - ctx_row0), slice(band.x0 - band.wx0, band.x1 - band.wx0)
         core_mask = ctx["mask"][core]
         grown = None
