@@ -81,10 +81,10 @@ def main() -> None:
             writer = VectorWriter(out, crs)
             vec = StripVectorizer(H, W, transform, crs, vopt, writer.write)
 
-            def whole(M, N, rows, xs, xe, flood=flood):  # one core: M and N are the whole raster
-                return flood(M, N)[rows, xs:xe]
+            def whole(mask, seeds, core, flood=flood):  # one core: mask and seeds are the whole raster
+                return flood(mask, seeds)[core]
 
-            vec._grow = whole
+            vec._grow_core = whole
             t0 = time.perf_counter()
             vec.add_rows(0, probs, valid)
             vec.finish()

@@ -6,7 +6,7 @@ from rasterio.features import rasterize, shapes
 from shapely import affinity
 from shapely.geometry import Polygon, box, shape
 
-from geounet.regularize import dominant_angle, regularize
+from geounet.vectorize import dominant_angle, regularize
 
 
 def corner_angles(poly: Polygon) -> list[float]:

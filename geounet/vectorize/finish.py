@@ -1,0 +1,284 @@
+"""Finishing a building (step 8 of :mod:`geounet.vectorize.stream`), and squaring outlines.
+
+**Finish a building**: simplify (pixel units: ``--simplify`` metres divided by the ground
+pixel size), or with ``regularize_m`` square the outline (:func:`regularize`, in pixel
+coordinates scaled to ground metres so that right angles are right angles on the ground;
+an outline that would move further than the no-data reach keeps its simplified shape
+instead); subtract nearby no-data (simplifying or squaring moves an edge by a bounded
+distance, so a building within that distance of no-data is clipped against the no-data
+polygons around it, gathered by :func:`nodata_near` while its pieces are labelled: no
+building overlaps no-data); apply the affine transform to the raster CRS, compute the
+ground area in m^2 on the ellipsoid of the CRS (:class:`GroundArea`, right for degrees,
+web-mercator and feet alike) and drop buildings under ``min_area_m2``. Touching buildings
+are simplified (or squared) each on its own, so their outlines may overlap by up to that
+tolerance. All of it is :func:`finish_buildings`.
+
+**Squaring** (:func:`regularize`; close to the "right angles" method of ESRI's Regularize
+Building Footprint):
+
+1. Simplify the outline (Douglas-Peucker, ``tolerance``) so pixel stair-steps vanish.
+2. Dominant orientation: the length-weighted circular mean of the edge directions taken
+   modulo 90 degrees (angles are multiplied by 4, averaged as unit vectors, divided by 4),
+   so edges that are parallel or perpendicular all vote for the same axis.
+3. In a frame rotated to that axis, every edge becomes horizontal or vertical (whichever
+   it is closer to); runs of edges with the same direction merge into one line at their
+   length-weighted mean position; consecutive lines meet at right-angled corners.
+4. Rotate back. An outline whose squared version is invalid, or changes the area by more
+   than ``max_area_change``, falls back to its minimum rotated rectangle if that is close
+   enough, else is left as it was: regularizing must never invent or drop a building.
+
+Coordinates must be isotropic (the same ground distance per unit along x and y); the
+caller scales pixel coordinates by the ground pixel size first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+from affine import Affine
+from pyproj import CRS, Transformer
+from rasterio.features import shapes
+from shapely import affinity
+from shapely.geometry import MultiPolygon, Polygon, shape
+
+from .options import VectorizeOptions
+
+__all__ = ["GroundArea", "dominant_angle", "finish_buildings", "nodata_near", "regularize", "to_crs_coords"]
+
+
+def finish_buildings(geoms: np.ndarray, scores: np.ndarray, nodata: list, options: VectorizeOptions,
+                     transform: Affine, area: GroundArea) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Finished buildings ``(polygons in the raster CRS, area_m2, score)`` from merged pixel-coordinate outlines.
+
+    ``nodata[k]`` is the no-data near ``geoms[k]`` (pixel coordinates, or None); a building
+    that falls apart on it gives one polygon a part, each with the building's score.
+    """
+    opt = options
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    # canonical outline: no collinear vertices (unions leave some on block borders), fixed start
+    # and orientation, so simplifying a building gives the same result however it was pieced
+    geoms = shapely.normalize(shapely.simplify(geoms, 0.0, preserve_topology=True))
+    out = shapely.simplify(geoms, opt.simplify_px, preserve_topology=True) if opt.simplify_px > 0 else geoms
+    if opt.regularize_m > 0:
+        out = square_within_reach(geoms, out, opt)
+    for k, piece in enumerate(nodata):
+        if piece is not None:
+            out[k] = shapely.difference(out[k], piece)
+    parts, idx = _polygon_parts(out)
+    if parts.size == 0:
+        return parts, np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
+    crs_geoms = shapely.orient_polygons(to_crs_coords(parts, transform), exterior_cw=False)
+    areas = area(crs_geoms)
+    keep = (areas >= opt.min_area_m2) & (areas > 0)
+    return crs_geoms[keep], areas[keep], scores[idx[keep]]
+
+
+def square_within_reach(exact: np.ndarray, simple: np.ndarray, options: VectorizeOptions) -> np.ndarray:
+    """Square ``simple`` outlines in ground metres; keep one that would move beyond the no-data reach.
+
+    ``exact`` are the pixel outlines ``simple`` was simplified from (pixel coordinates).
+    """
+    opt = options
+    gx, gy = opt.pixel_m
+    to_m = np.array([gx, gy])
+    out = simple.copy()
+    # buildings far under --min-area are dropped whatever their shape (squaring keeps the area
+    # within 10%): not worth squaring
+    skip = shapely.area(simple) * gx * gy < 0.5 * opt.min_area_m2
+    for k, g in enumerate(simple):
+        if skip[k]:
+            continue
+        g_m = shapely.transform(g, lambda xy: xy * to_m)
+        r_m = regularize(g_m, tolerance=opt.regularize_m, max_area_change=0.1)
+        if r_m is g_m or r_m.is_empty:
+            continue
+        r = shapely.transform(r_m, lambda xy: xy / to_m)
+        # the no-data around a building was gathered within nodata_reach pixels of its pixels
+        if r.is_valid and shapely.covered_by(r, shapely.buffer(exact[k], opt.nodata_reach, quad_segs=2)):
+            out[k] = r
+    return out
+
+
+def nodata_near(labels: np.ndarray, invalid: np.ndarray, core_origin: tuple[int, int],
+                context_origin: tuple[int, int], reach: int) -> dict[int, object]:
+    """No-data polygons (pixel coordinates) within ``reach`` pixels of each label that has any nearby.
+
+    ``invalid`` covers the context, whose first pixel is raster (row, column)
+    ``context_origin``; the core's ``labels`` start ``core_origin`` (rows, columns) into it.
+    """
+    from scipy import ndimage
+
+    row_off, col_off = core_origin
+    out = {}
+    H, W = invalid.shape
+    for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        r0, r1 = max(0, sl[0].start + row_off - reach), min(H, sl[0].stop + row_off + reach)
+        q0, q1 = max(0, sl[1].start + col_off - reach), min(W, sl[1].stop + col_off + reach)
+        sub = invalid[r0:r1, q0:q1]
+        if not sub.any():
+            continue
+        t = Affine.translation(context_origin[1] + q0, context_origin[0] + r0)
+        polys = [shape(g) for g, _ in shapes(sub.astype(np.uint8), mask=sub, connectivity=4, transform=t)]
+        out[lab] = shapely.union_all(polys)
+    return out
+
+
+class GroundArea:
+    """Area in square metres of polygons given in ``crs``, on the ellipsoid of that CRS.
+
+    Coordinates are moved to the CRS's own geographic CRS (longitude, latitude) and
+    measured with ``pyproj.Geod.geometry_area_perimeter`` after orienting rings
+    (exterior counter-clockwise, holes clockwise), so holes are subtracted. This is the
+    true ground area in any CRS: degrees, web-mercator (whose map square metres are
+    1/cos^2(lat) ground square metres), UTM, or State Plane in US feet.
+    """
+
+    def __init__(self, crs):
+        self.crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+        self.geod = self.crs.get_geod()
+        if self.geod is None:  # pragma: no cover - every CRS with a datum has an ellipsoid
+            from pyproj import Geod
+
+            self.geod = Geod(ellps="WGS84")
+        self._to_ll = None
+        if not self.crs.is_geographic:
+            self._to_ll = Transformer.from_crs(self.crs, self.crs.geodetic_crs, always_xy=True)
+
+    def lonlat(self, geoms: np.ndarray) -> np.ndarray:
+        if self._to_ll is None:
+            return geoms
+        t = self._to_ll
+
+        def f(xy: np.ndarray) -> np.ndarray:
+            x, y = t.transform(xy[:, 0], xy[:, 1])
+            return np.column_stack([x, y])
+
+        return shapely.transform(geoms, f)
+
+    def __call__(self, geoms: np.ndarray) -> np.ndarray:
+        geoms = np.asarray(geoms, dtype=object)
+        if geoms.size == 0:
+            return np.zeros(0, dtype=np.float64)
+        ll = shapely.orient_polygons(self.lonlat(geoms), exterior_cw=False)
+        return np.array([abs(self.geod.geometry_area_perimeter(g)[0]) for g in ll], dtype=np.float64)
+
+
+def to_crs_coords(geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Pixel-coordinate geometries (x = column, y = row) to CRS coordinates with ``transform``."""
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([a * x + b * y + c, d * x + e * y + f])
+
+    return shapely.transform(geoms, fn)
+
+
+def _polygon_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Explode (multi)polygons and collections to single non-empty polygons, with the index of their source."""
+    idx = np.arange(len(geoms))
+    for _ in range(3):  # collections may hold multipolygons
+        multi = shapely.get_type_id(geoms) != 3
+        if not multi.any():
+            break
+        parts, pidx = shapely.get_parts(geoms, return_index=True)
+        geoms, idx = parts, idx[pidx]
+    keep = (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
+    return geoms[keep], idx[keep]
+
+
+def dominant_angle(ring: np.ndarray) -> float:
+    """Dominant edge direction of a closed ring (N+1, 2), in radians within [0, pi/2)."""
+    d = np.diff(ring, axis=0)
+    lengths = np.hypot(d[:, 0], d[:, 1])
+    ang = np.arctan2(d[:, 1], d[:, 0])
+    c = np.sum(lengths * np.cos(4 * ang))
+    s = np.sum(lengths * np.sin(4 * ang))
+    return (math.atan2(s, c) / 4) % (math.pi / 2)
+
+
+def _square_ring(ring: np.ndarray) -> np.ndarray | None:
+    """Orthogonal version of a ring already rotated to its dominant axis, or None if degenerate."""
+    pts = ring[:-1]
+    n = len(pts)
+    if n < 4:
+        return None
+    nxt = np.roll(pts, -1, axis=0)
+    d = nxt - pts
+    lengths = np.hypot(d[:, 0], d[:, 1])
+    horizontal = np.abs(d[:, 0]) >= np.abs(d[:, 1])
+    # Merge runs of same-direction edges (cyclically) into lines: position = weighted mean.
+    start = next((i for i in range(n) if horizontal[i] != horizontal[i - 1]), None)
+    if start is None:
+        return None
+    lines = []  # (is_horizontal, position)
+    i = start
+    while True:
+        h = horizontal[i]
+        w_sum, p_sum = 0.0, 0.0
+        j = i
+        while True:
+            mid = (pts[j] + nxt[j]) / 2
+            w = max(lengths[j], 1e-9)
+            w_sum += w
+            p_sum += w * (mid[1] if h else mid[0])
+            j = (j + 1) % n
+            if horizontal[j] != h or j == start:
+                break
+        lines.append((bool(h), p_sum / w_sum))
+        i = j
+        if i == start:
+            break
+    if len(lines) < 4 or len(lines) % 2:
+        return None
+    corners = []
+    for k in range(len(lines)):
+        (h1, p1), (_, p2) = lines[k], lines[(k + 1) % len(lines)]
+        corners.append((p2, p1) if h1 else (p1, p2))
+    corners.append(corners[0])
+    return np.asarray(corners, dtype=float)
+
+
+def _regularize_polygon(poly: Polygon, tolerance: float, max_area_change: float) -> Polygon:
+    if poly.is_empty or poly.area <= 0:
+        return poly
+    simple = poly.simplify(tolerance, preserve_topology=True)
+    if not isinstance(simple, Polygon) or simple.is_empty:
+        return poly
+    theta = dominant_angle(np.asarray(simple.exterior.coords))
+    origin = simple.centroid
+    rotated = affinity.rotate(simple, -theta, origin=origin, use_radians=True)
+    rings = [_square_ring(np.asarray(rotated.exterior.coords))]
+    holes = []
+    for interior in rotated.interiors:
+        sq = _square_ring(np.asarray(interior.coords))
+        if sq is not None and Polygon(sq).area > 0:
+            holes.append(sq)
+    if rings[0] is not None:
+        candidate = Polygon(rings[0], holes)
+        if not candidate.is_valid:
+            candidate = Polygon(rings[0])
+        candidate = affinity.rotate(candidate, theta, origin=origin, use_radians=True)
+        if candidate.is_valid and abs(candidate.area - poly.area) <= max_area_change * poly.area:
+            return candidate
+    rect = poly.minimum_rotated_rectangle
+    if isinstance(rect, Polygon) and abs(rect.area - poly.area) <= max_area_change * poly.area:
+        return rect
+    return poly
+
+
+def regularize(geom, tolerance: float = 1.0, max_area_change: float = 0.1):
+    """Square a Polygon or MultiPolygon (see the module docstring); ``tolerance`` in coordinate units."""
+    if isinstance(geom, MultiPolygon):
+        parts = [_regularize_polygon(p, tolerance, max_area_change) for p in geom.geoms]
+        out = shapely.union_all(parts)
+        return out if out.is_valid else geom
+    if isinstance(geom, Polygon):
+        return _regularize_polygon(geom, tolerance, max_area_change)
+    return geom

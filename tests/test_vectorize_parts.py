@@ -1,0 +1,141 @@
+"""The parts of geounet.vectorize on their own: the pure steps, union-find and seams, the row buffer."""
+
+import numpy as np
+import pytest
+from rasterio.features import sieve
+from scipy import ndimage
+
+from geounet.vectorize.blocks import RowBuffer
+from geounet.vectorize.merge import CoreSeams, Seam, UnionFind
+from geounet.vectorize.stages import (
+    _flood,
+    building_mask,
+    drop_small_components,
+    grow_seeds,
+    label_instances,
+    seed_cut,
+    seed_pixels,
+    seed_score,
+)
+
+
+def test_building_mask_thresholds_sieves_and_keeps_no_data_out():
+    rng = np.random.default_rng(0)
+    p = rng.random((40, 50)).astype(np.float32)
+    valid = np.ones_like(p, bool)
+    valid[10:20, 10:20] = False
+    m = building_mask(p, valid, 0.5, 6)
+    assert m.dtype == bool and not m[~valid].any()
+    ref = sieve(((p >= 0.5) & valid).astype(np.uint8), size=6, connectivity=4).astype(bool) & valid
+    np.testing.assert_array_equal(m, ref)
+    np.testing.assert_array_equal(building_mask(p, valid, 0.5, 0), (p >= 0.5) & valid)
+
+
+def test_drop_small_components_keeps_4_connected_components_of_min_size():
+    px = np.zeros((10, 10), bool)
+    px[1:3, 1:3] = True  # 4 px
+    px[5, 5] = px[6, 6] = True  # two single pixels (diagonal neighbours are not connected)
+    px[8, 1:4] = True  # 3 px
+    out = drop_small_components(px, 3)
+    assert out[1:3, 1:3].all() and out[8, 1:4].all() and not out[5, 5] and not out[6, 6]
+    assert drop_small_components(px, 1) is px
+
+
+def test_seed_pixels_cut_and_erosion():
+    p = np.full((9, 9), 0.9, np.float32)
+    mask = np.ones((9, 9), bool)
+    cut = np.ones_like(p)
+    cut[4] = 0.1  # a contact line through the middle
+    s = seed_pixels(mask, p, cut, 0.5, 0)
+    assert not s[4].any() and s[:4].all() and s[5:].all()
+    eroded = seed_pixels(mask & (np.arange(9) != 4)[:, None], p, None, 0.5, 1)
+    assert not eroded[3:6].any() and eroded[0].all()  # array edges do not erode
+
+
+def test_seed_score_is_building_times_the_cut():
+    rng = np.random.default_rng(1)
+    probs = rng.random((3, 6, 7)).astype(np.float32)
+    channels = ("building", "border", "contact")
+    np.testing.assert_allclose(seed_score(probs, channels), probs[0] * seed_cut(probs, [1, 2]), rtol=1e-6)
+
+
+def test_grow_seeds_on_the_mask_box_equals_the_whole_flood():
+    rng = np.random.default_rng(2)
+    mask = np.zeros((60, 70), bool)
+    mask[12:40, 20:55] = ndimage.gaussian_filter(rng.random((28, 35)), 1.5) > 0.45
+    seeds, _ = ndimage.label(mask & (rng.random(mask.shape) > 0.97))
+    grown = grow_seeds(mask, seeds, 5)
+    np.testing.assert_array_equal(grown, _flood(mask, np.where(mask, seeds, 0), 5))
+    assert (grown[~mask] == 0).all() and (grown[seeds > 0] == seeds[seeds > 0]).all()
+    assert not grow_seeds(np.zeros((4, 4), bool), np.ones((4, 4), np.int32), 3).any()
+
+
+def test_label_instances_numbers_unreached_then_grown_by_seed():
+    core = np.zeros((5, 9), bool)
+    core[1:4, 0:3] = core[1:4, 5:9] = True
+    grown = np.zeros((5, 9), np.int32)
+    grown[1:4, 5:7], grown[1:4, 7:9] = 40, 12
+    labels, n_unreached, seeds = label_instances(core, grown)
+    assert n_unreached == 1 and list(seeds) == [12, 40]
+    assert (labels[1:4, 0:3] == 1).all() and (labels[1:4, 7:9] == 2).all() and (labels[1:4, 5:7] == 3).all()
+    labels, n_unreached, seeds = label_instances(core, None)
+    assert n_unreached == 2 and seeds.size == 0
+
+
+def test_union_find_root_is_the_smallest_id_whatever_the_order():
+    for order in ([(5, 3), (3, 9), (9, 1)], [(9, 1), (5, 9), (3, 5)]):
+        uf = UnionFind()
+        for x in (1, 3, 5, 9, 11):
+            uf.add(x)
+        for p, q in order:
+            uf.union(p, q)
+        assert {uf.find(x) for x in (1, 3, 5, 9)} == {1} and uf.find(11) == 11
+
+
+def identity(block):
+    return block.astype(np.int64)
+
+
+@pytest.mark.parametrize("step", [(1, 0), (0, 1), (0, 0)])
+def test_seam_joins_the_pixels_step_away_and_forgets_passed_rows(step):
+    uf = UnionFind()
+    for x in range(1, 40):
+        uf.add(x)
+    seam = Seam(step)
+    earlier = np.array([[1, 0, 2], [3, 3, 0]])  # raster rows 4-5, columns 10-12
+    seam.record(earlier, 4, 10, identity)
+    dr, dc = step
+    later = np.arange(20, 26).reshape(2, 3)  # ids 20..25 at rows 4 + dr.., columns 10 + dc..
+    seam.join(uf, later, 4 + dr, 10 + dc, identity)
+    for r, c in np.ndindex(earlier.shape):
+        if earlier[r, c]:
+            assert uf.find(int(later[r, c])) == uf.find(int(earlier[r, c]))
+        else:  # where the earlier side had none, nothing is joined
+            assert uf.find(int(later[r, c])) == later[r, c]
+    again = np.arange(30, 36).reshape(2, 3)
+    seam.join(uf, again, 4 + dr, 10 + dc, identity)  # those rows were passed: nothing left to join
+    assert all(uf.find(int(x)) == x for x in again.ravel())
+
+
+def test_core_seams_hand_the_right_seam_to_the_next_column_band():
+    uf = UnionFind()
+    for x in range(1, 10):
+        uf.add(x)
+    band1 = CoreSeams((0, 1))
+    band1.join(uf, np.array([[0, 1], [0, 2]]), 0, 0, identity, right_from=1)
+    band2 = band1.next_col_band(joins_left=True)
+    band2.join(uf, np.array([[5, 0], [6, 0]]), 0, 2, identity, right_from=None)
+    assert uf.find(5) == 1 and uf.find(6) == 2
+    assert band1.next_col_band(joins_left=False).left is not band1.right
+
+
+def test_row_buffer_appends_below_and_releases_above():
+    buf = RowBuffer(3, a=np.float32, b=bool)
+    buf.append(a=np.ones((4, 3), np.float32), b=np.zeros((4, 3), bool))
+    buf.append(a=np.full((2, 3), 2, np.float32), b=np.ones((2, 3), bool))
+    assert (buf.first_row, buf.end_row) == (0, 6)
+    buf.release_before(3)
+    rows = buf.rows(3, 6)
+    assert (buf.first_row, buf.end_row) == (3, 6) and rows["a"][:, 0].tolist() == [1, 2, 2]
+    with pytest.raises(AssertionError):
+        buf.rows(2, 4)
