@@ -31,7 +31,7 @@ from .errors import InputError
 from .labels import Labels, read_labels
 from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
 from .targets import derive_targets, encode_weights, instances_from_mask, weight_map
-from .windows import block_grid, spatial_split, training_windows
+from .grid import block_grid, spatial_split, training_windows
 
 IGNORE = 255
 MIN_BLOCKS = 5

@@ -50,9 +50,9 @@ from .device import autocast, resolve_device
 from .errors import CheckpointError, ConfigError, GeounetError, InputError
 from .log import logger, progress_enabled
 from .raster import check_bands, ground_pixel_xy, has_validity_mask, open_raster, pixel_size_m, read_valid_mask
-from .stitch import StripStitcher, column_bands
+from .stitch import StripStitcher
 from .tta import DihedralTTA
-from .windows import lattice_phase
+from .grid import column_bands, lattice_phase
 from .vector_io import FORMATS, VectorWriter, check_vector_format, check_writable, temp_path
 from .vectorize import StripVectorizer, VectorizeOptions
 

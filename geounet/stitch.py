@@ -39,7 +39,7 @@ Rolling strip
 Windows arrive in row-major order. Once every window of window-row ``i`` has been added
 (or skipped), rows ``[r_i, r_{i+1})`` can receive nothing more: they are final, leave the
 accumulator and its buffer shifts up. The buffer holds ``min(size, height)`` rows of one
-column band (:func:`column_bands`; the whole width for rasters up to a few thousand
+column band (:func:`geounet.grid.column_bands`; the whole width for rasters up to a few thousand
 pixels wide), so memory depends on the band width and the window size, not on the raster.
 """
 
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .windows import lattice_offsets
+from .grid import lattice_offsets
 
 
 def ramp(overlap: int) -> np.ndarray:
@@ -77,7 +77,7 @@ def profile(length: int, overlap: int, *, start_border: bool, end_border: bool) 
 class AxisPlan:
     """Window offsets along one axis, their weight profiles and the summed weight of every pixel.
 
-    Offsets lie on a lattice (see :func:`geounet.windows.lattice_offsets`): the first
+    Offsets lie on a lattice (see :func:`geounet.grid.lattice_offsets`): the first
     window may start up to ``multiple - 1`` pixels before the raster and the last end up to
     that far after it; :meth:`clip` gives the part of a window inside the raster.
     """
@@ -220,12 +220,3 @@ class StripStitcher:
     def finished(self) -> bool:
         return self._next == len(self.rows.offsets)
 
-
-def column_bands(width: int, max_width: int, align: int = 256) -> list[tuple[int, int]]:
-    """Split ``[0, width)`` into bands no wider than about ``max_width``, borders on multiples of ``align``."""
-    if width <= max_width:
-        return [(0, width)]
-    n = math.ceil(width / max_width)
-    step = math.ceil(width / n / align) * align
-    edges = list(range(0, width, step)) + [width]
-    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
