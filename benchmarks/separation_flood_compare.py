@@ -24,8 +24,8 @@ import rasterio
 
 from geounet.evaluate import evaluate
 from geounet.predict import RunOptions, vectorize_options
-from geounet.raster import read_valid_mask
-from geounet.vector_io import VectorWriter
+from geounet.io.raster import read_valid_mask
+from geounet.io.vector import VectorWriter
 from geounet.vectorize import StripVectorizer, grow_seeds, seed_score
 
 

@@ -26,7 +26,7 @@ from separation_tune import vectorise_file
 
 from geounet.evaluate import evaluate
 from geounet.predict import REACH_M, RunOptions
-from geounet.raster import pixel_size_m
+from geounet.io.raster import pixel_size_m
 from geounet.vectorize import VectorizeOptions
 
 SEP = ("building", "border", "contact")

@@ -28,8 +28,8 @@ import rasterio
 from geounet import predict as P
 from geounet.evaluate import evaluate
 from geounet.predict import RunOptions, vectorize_options
-from geounet.raster import read_valid_mask
-from geounet.vector_io import VectorWriter
+from geounet.io.raster import read_valid_mask
+from geounet.io.vector import VectorWriter
 from geounet.vectorize import StripVectorizer, VectorizeOptions
 
 STRIP = 384  # rows per strip, as predict hands them over with 512 px windows

@@ -29,7 +29,7 @@ from rasterio.windows import transform as window_transform
 from .config import Preprocessing
 from .errors import InputError
 from .labels import Labels, read_labels
-from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
+from .io.raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
 from .targets import derive_targets, encode_weights, instances_from_mask, weight_map
 from .grid import block_grid, spatial_split, training_windows
 

@@ -14,7 +14,7 @@ Three threads work at once so the model is never kept waiting:
 * a **writer** writes the final rows to ``--probs`` (tiled, compressed GeoTIFF with the
   source CRS and transform, written whole block-rows at a time) and feeds them to the
   :class:`~geounet.vectorize.StripVectorizer`, whose finished buildings go to a
-  :class:`~geounet.vector_io.VectorWriter`.
+  :class:`~geounet.io.vector.VectorWriter`.
 
 Nothing holds more than a few strips of rows, so memory depends on the raster's width and
 the window size, not on its height. Every output is written under a temporary name in its
@@ -38,10 +38,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from tqdm import tqdm
 
@@ -49,11 +45,14 @@ from .config import CheckpointInfo
 from .device import autocast, resolve_device
 from .errors import CheckpointError, ConfigError, GeounetError, InputError
 from .log import logger, progress_enabled
-from .raster import check_bands, ground_pixel_xy, has_validity_mask, open_raster, pixel_size_m, read_valid_mask
+from .io.files import check_writable
+from .io.probs import ProbsWriter
+from .io.raster import (check_bands, ground_pixel_xy, has_validity_mask, open_raster, pixel_size_m, raise_user_error,
+                        read_valid_mask, resampled)
+from .io.vector import FORMATS, VectorWriter, check_vector_format
 from .stitch import StripStitcher
 from .tta import DihedralTTA
 from .grid import column_bands, lattice_phase
-from .vector_io import FORMATS, VectorWriter, check_vector_format, check_writable, temp_path
 from .vectorize import StripVectorizer, VectorizeOptions
 
 __all__ = [
@@ -385,23 +384,9 @@ def plan_jobs(config: PredictConfig) -> list[_Job]:
 
 @contextlib.contextmanager
 def open_input(path, pixel_size: float | None = None):
-    """Open a raster (see :func:`geounet.raster.open_raster`), resampled on the fly to ``pixel_size`` metres.
-
-    Resampling uses a ``WarpedVRT`` in the raster's own CRS with the pixel scaled by
-    ``pixel_size / native ground pixel`` (bilinear), so the model sees imagery at the
-    scale it was trained at; the validity mask comes along as the VRT's alpha band.
-    """
-    with open_raster(path) as src:
-        f = pixel_size / pixel_size_m(src) if pixel_size else 1.0
-        if abs(f - 1.0) < 0.01:
-            yield src
-            return
-        # same extent, whole pixels: the pixel is f times larger up to the rounding of the sides
-        width, height = max(1, round(src.width / f)), max(1, round(src.height / f))
-        transform = src.transform @ Affine.scale(src.width / width, src.height / height)
-        with WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height,
-                       resampling=Resampling.bilinear, add_alpha=True) as vrt:
-            yield vrt
+    """Open a raster (see :func:`geounet.io.raster.open_raster`), resampled on the fly to ``pixel_size`` metres."""
+    with open_raster(path) as src, resampled(src, pixel_size) as out:
+        yield out
 
 
 def target_pixel_size(setting, native_m: float, model_m: float | None) -> float | None:
@@ -530,89 +515,11 @@ class _Reader(threading.Thread):
                 _put(self.out, ("batch", k, ids, batch[: len(ids)]), self.stop)
 
 
-class _ProbWriter:
-    """Probabilities as a tiled DEFLATE GeoTIFF, uint8 0-255 (scale 1/255), no-data in an internal mask.
-
-    One band per carried channel: band 1 building, then border and contact when separating.
-    """
-
-    def __init__(self, path: Path, profile: dict, with_mask: bool, channels: tuple[str, ...] = ("building",)):
-        self.path = path
-        self.tmp = temp_path(path, "tmp", ".tif")
-        self.with_mask = with_mask
-        self.channels = tuple(channels)
-        self.width, self.height = profile["width"], profile["height"]
-        self.profile = dict(
-            driver="GTiff", width=self.width, height=self.height, count=len(self.channels), dtype="uint8",
-            crs=profile["crs"], transform=profile["transform"], tiled=True, blockxsize=PROBS_BLOCK,
-            blockysize=PROBS_BLOCK, compress="deflate", predictor=2, BIGTIFF="IF_SAFER",
-        )
-        self.dst = None
-        self.begin_band(0, self.width)
-
-    def open(self) -> None:
-        self.dst = rasterio.open(self.tmp, "w", **self.profile)
-        self.dst.scales = (1.0 / 255.0,) * len(self.channels)
-        for k, name in enumerate(self.channels, start=1):
-            self.dst.set_band_description(k, f"{name} probability x 255")
-
-    def begin_band(self, x0: int, x1: int) -> None:
-        """Columns ``[x0, x1)`` come next (band borders on multiples of the 256 px tiles)."""
-        self.x0, self.x1 = x0, x1
-        self._p = np.zeros((len(self.channels), 0, x1 - x0), np.uint8)
-        self._v = np.zeros((0, x1 - x0), np.uint8)
-        self._row = 0  # first raster row held in the buffer
-
-    def end_band(self) -> None:
-        self._flush(final=True)
-
-    def write_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
-        """``probs``: ``(n, w)``, or ``(C, n, w)`` with one channel per band."""
-        probs = probs if probs.ndim == 3 else probs[None]
-        self._p = np.concatenate([self._p, np.rint(probs * 255.0).astype(np.uint8)], axis=1)
-        self._v = np.concatenate([self._v, valid.astype(np.uint8) * 255])
-        self._flush(final=False)
-
-    def _flush(self, final: bool) -> None:
-        n = self._p.shape[1]
-        take = n if final else (n // PROBS_BLOCK) * PROBS_BLOCK
-        if take == 0:
-            return
-        win = Window(self.x0, self._row, self.x1 - self.x0, take)
-        self.dst.write(self._p[:, :take], window=win)
-        if self.with_mask:
-            self.dst.write_mask(self._v[:take], window=win)
-        self._p, self._v = self._p[:, take:], self._v[take:]
-        self._row += take
-
-    def close(self) -> None:
-        self._flush(final=True)
-        self.dst.close()
-        self.dst = None
-
-    def commit(self) -> Path:
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        if self.dst is not None:
-            try:
-                self.dst.close()
-            except Exception:  # noqa: BLE001 - best effort while cleaning up
-                pass
-            self.dst = None
-        for p in (self.tmp, Path(f"{self.tmp}.msk"), Path(f"{self.tmp}.aux.xml")):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-
-
 class _Writer(threading.Thread):
     """Consumes final strips: probabilities GeoTIFF and vectoriser."""
 
     def __init__(self, inbox: queue.Queue, stop: threading.Event, vectorizer: StripVectorizer,
-                 probs: _ProbWriter | None, bands: list[tuple[int, int, int, int]]):
+                 probs: ProbsWriter | None, bands: list[tuple[int, int, int, int]]):
         super().__init__(name="geounet-writer", daemon=True)
         self.inbox, self.stop, self.vec, self.probs = inbox, stop, vectorizer, probs
         self.bands = bands  # (x0, x1, cx0, cx1): output columns and the context columns around them
@@ -641,8 +548,8 @@ class _Writer(threading.Thread):
                         self.vec.begin_band(x0, x1, cx0, cx1, last=k == len(self.bands) - 1)
                         if self.probs is not None:
                             if k:
-                                self.probs.end_band()
-                            self.probs.begin_band(x0, x1)
+                                self.probs.end_column_band()
+                            self.probs.begin_column_band(x0, x1)
                     if self.probs is not None:
                         self.probs.write_rows(row0, p[..., x0 - cx0 : x1 - cx0], v[:, x0 - cx0 : x1 - cx0])
                     self.vec.add_rows(row0, p, v)
@@ -657,7 +564,7 @@ class _Writer(threading.Thread):
 def _send(q: queue.Queue, item, writer: _Writer, output: Path) -> None:
     while True:
         if writer.error is not None:
-            _reraise(writer.error, output, "write output")
+            raise_user_error(writer.error, output, "write output")
         if not writer.is_alive():
             raise RuntimeError("writer thread stopped")
         try:
@@ -665,28 +572,6 @@ def _send(q: queue.Queue, item, writer: _Writer, output: Path) -> None:
             return
         except queue.Full:
             continue
-
-
-def _gdal_reason(exc: BaseException) -> str:
-    """The most specific line of a rasterio error chain ("Read failed" -> the GDAL block error)."""
-    seen, reason = set(), ""
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        text = str(exc.args[-1] if exc.args and not isinstance(exc, RasterioError) else exc).strip()
-        if text:
-            reason = text.splitlines()[0]
-        exc = exc.__cause__ or exc.__context__
-    return reason[:200]
-
-
-def _reraise(exc: BaseException, path: Path, what: str):
-    if isinstance(exc, (GeounetError, KeyboardInterrupt)):
-        raise exc
-    if isinstance(exc, RasterioError):
-        raise InputError(f"cannot {what} ({_gdal_reason(exc) or type(exc).__name__})", path) from None
-    if isinstance(exc, OSError):
-        raise GeounetError(f"cannot {what} ({exc.strerror or exc})", getattr(exc, "filename", None) or path) from None
-    raise exc
 
 
 def vectorize_options(src, options: RunOptions, channels: tuple[str, ...] = ("building",),
@@ -783,7 +668,8 @@ def predict_raster(
         vec_writer.write(geoms, area, score)
 
     vectorizer = StripVectorizer(H, W, transform, crs, vopt, emit)
-    prob_writer = _ProbWriter(probs, profile, with_mask, channels) if probs is not None else None
+    prob_writer = (ProbsWriter(probs, **profile, with_mask=with_mask, channels=channels, block=PROBS_BLOCK)
+                   if probs is not None else None)
     windows_q: queue.Queue = queue.Queue(maxsize=4)
     # strips of several channels (separation) are 3x larger: fewer of them in flight bounds the memory alike
     strips_q: queue.Queue = queue.Queue(maxsize=4 if nch is None else 2)
@@ -806,7 +692,7 @@ def predict_raster(
                     msg = windows_q.get(timeout=0.5)
                 except queue.Empty:
                     if writer.error is not None:
-                        _reraise(writer.error, output, "write output")
+                        raise_user_error(writer.error, output, "write output")
                     if not reader.is_alive():
                         raise RuntimeError("reader thread stopped without a result")
                     continue
@@ -841,7 +727,7 @@ def predict_raster(
                 elif kind == "end":
                     break
                 elif kind == "error":
-                    _reraise(msg[1], input_path, "read raster")
+                    raise_user_error(msg[1], input_path, "read raster")
                 for i, row0, rows in stitcher.pop_final():
                     v = valid_rows.pop((band, i))
                     rows *= v
@@ -851,13 +737,13 @@ def predict_raster(
         _send(strips_q, None, writer, output)
         writer.join()
         if writer.error is not None:
-            _reraise(writer.error, output, "write output")
+            raise_user_error(writer.error, output, "write output")
         try:
             vec_writer.commit()
             if prob_writer is not None:
                 prob_writer.commit()
         except BaseException as exc:
-            _reraise(exc, output, "write output")
+            raise_user_error(exc, output, "write output")
         committed = True
     finally:
         bar.close()
