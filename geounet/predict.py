@@ -51,7 +51,7 @@ from .io.raster import (check_bands, ground_pixel_xy, has_validity_mask, open_ra
                         read_valid_mask, resampled)
 from .io.vector import FORMATS, VectorWriter, check_vector_format
 from .stitch import StripStitcher
-from .tta import DihedralTTA
+from .model.tta import DihedralTTA
 from .grid import column_bands, lattice_phase
 from .vectorize import StripVectorizer, VectorizeOptions
 
@@ -771,7 +771,7 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
 
     ``model`` (a module and its :class:`CheckpointInfo`) replaces loading ``config.model_path``.
     """
-    from .checkpoint import load_model
+    from .model.checkpoint import load_model
 
     jobs = plan_jobs(config)
     result = PredictResult()

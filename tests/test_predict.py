@@ -133,7 +133,7 @@ def test_real_model_on_real_imagery_is_shift_invariant(tmp_path, dy, dx):
     """
     from rasterio.windows import Window, transform as wtransform
 
-    from geounet.checkpoint import default_model_path, load_model
+    from geounet.model.checkpoint import default_model_path, load_model
 
     net, info = load_model(default_model_path())
     with rasterio.open(SHARED_DATA / "banepa" / "banepa.tif") as src:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from shapely.geometry import Point, box
 
 import geounet
-from geounet.checkpoint import read_checkpoint
+from geounet.model.checkpoint import read_checkpoint
 from geounet.cli import cli
 from geounet.config import Preprocessing
 from geounet.data import IGNORE, WindowDataset, build_samples, raster_sources, tile_sources
