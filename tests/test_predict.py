@@ -85,7 +85,7 @@ def test_no_data_gets_no_buildings_and_empty_windows_are_not_run(tmp_path):
     model = Counting(BrightModel())
     res = predict_raster(model, INFO, tif, tmp_path / "b.geojson", opts(simplify=0.6), probs=tmp_path / "p.tif")
     # expected windows: the ones with any valid pixel
-    from geounet.stitch import StripStitcher
+    from geounet.predict.stitch import StripStitcher
 
     st = StripStitcher(h, w, 64, 16)
     expected = sum(valid[r : r + 64, c : c + 64].any() for _, _, r, c in st.windows())

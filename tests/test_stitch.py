@@ -1,9 +1,9 @@
-"""Blending weights and the rolling strip accumulator (geounet.stitch)."""
+"""Blending weights and the rolling strip accumulator (geounet.predict.stitch)."""
 
 import numpy as np
 import pytest
 
-from geounet.stitch import AxisPlan, StripStitcher, profile, ramp
+from geounet.predict.stitch import AxisPlan, StripStitcher, profile, ramp
 from geounet.grid import axis_offsets, lattice_offsets, lattice_phase
 
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grid import lattice_offsets
+from ..grid import lattice_offsets
 
 
 def ramp(overlap: int) -> np.ndarray:
