@@ -104,14 +104,14 @@ def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
     H, W, m = src.height, src.width, info.model.multiple
     phase = window_phase(src.transform, m)
     # column bands bound the memory by their width; each gets context columns for the sieve
-    bands = column_bands_with_context(W, options.band_width, options.probs_block, vopt.margin)
+    col_bands = column_bands_with_context(W, options.band_width, options.probs_block, vopt.margin)
     nch = len(channels) if len(channels) > 1 else None
     stitchers = [
         StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
-        for b in bands
+        for b in col_bands
     ]
     return _Layout(H, W, src.crs, src.transform, has_validity_mask(src), separate, channels, out_idx, nch, vopt,
-                   bands, stitchers)
+                   col_bands, stitchers)
 
 
 def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path) -> float | None:
@@ -235,29 +235,29 @@ class _Run:
         """Run the model on the reader's windows and send the rows they complete to the writer."""
         stitchers = self.layout.stitchers
         valid_rows: dict[tuple[int, int], np.ndarray] = {}
-        band = 0  # the column band being stitched
+        current = 0  # the column band being stitched
         while True:
             msg = self._next_message()
             if isinstance(msg, ReadDone):
                 break
             if isinstance(msg, ReadFailed):
                 raise_user_error(msg.error, self.input_path, "read raster")
-            if msg.column_band != band:
-                if not stitchers[band].finished:
+            if msg.column_band != current:
+                if not stitchers[current].finished:
                     raise RuntimeError("band ended before all its rows were released")
-                band = msg.column_band
-            stitcher = stitchers[band]
+                current = msg.column_band
+            stitcher = stitchers[current]
             if isinstance(msg, WindowBatch):
                 self._predict(stitcher, msg)
             elif isinstance(msg, WindowSkipped):
                 stitcher.skip(msg.window_row, msg.window_col)
                 self.bar.update(1)
             else:
-                valid_rows[(band, msg.window_row)] = msg.valid
-            for i, row0, rows in stitcher.pop_final():
-                v = valid_rows.pop((band, i))
-                rows *= v
-                put(self.strips_q, FinalRows(band, row0, rows, v), self.stop, peer=self.writer)
+                valid_rows[(current, msg.window_row)] = msg.valid
+            for i, row0, probs in stitcher.pop_final():
+                v = valid_rows.pop((current, i))
+                probs *= v
+                put(self.strips_q, FinalRows(current, row0, probs, v), self.stop, peer=self.writer)
         if not all(st.finished for st in stitchers):
             raise RuntimeError("not every window was predicted")
 

@@ -89,17 +89,18 @@ class AxisPlan:
     total: np.ndarray  # summed weight per pixel, > 0 everywhere
 
     @classmethod
-    def build(cls, length: int, tile: int, overlap: int, *, phase: int = 0, multiple: int = 1) -> "AxisPlan":
+    def build(cls, length: int, window: int, overlap: int, *, phase: int = 0, multiple: int = 1) -> "AxisPlan":
+        """The plan of windows of ``window`` pixels, ``overlap`` shared, on the lattice ``(phase, multiple)``."""
         if length < 1:
             raise ValueError("axis length must be >= 1")
-        if not 0 <= overlap < tile:
-            raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
-        if length + phase <= tile:  # one window: the axis plus the lattice phase, rounded up to the lattice
+        if not 0 <= overlap < window:
+            raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
+        if length + phase <= window:  # one window: the axis plus the lattice phase, rounded up to the lattice
             size = math.ceil((length + phase) / multiple) * multiple
             offsets = [-phase]
         else:
-            size = tile
-            offsets = lattice_offsets(length, tile, tile - overlap, phase, multiple)
+            size = window
+            offsets = lattice_offsets(length, window, window - overlap, phase, multiple)
         profiles, total = [], np.zeros(length, dtype=np.float64)
         for o in offsets:
             a, b = max(o, 0), min(o + size, length)
@@ -134,11 +135,12 @@ class StripStitcher:
     blended with the same weights, so each is exactly what a one-channel stitcher gives.
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
+    def __init__(self, height: int, width: int, window: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
                  multiple: int = 1, cols: tuple[int, int] | None = None, channels: int | None = None):
         self.height, self.width = int(height), int(width)
-        self.rows = AxisPlan.build(self.height, tile, overlap, phase=phase[0], multiple=multiple)
-        self.cols = AxisPlan.build(self.width, tile, overlap, phase=phase[1], multiple=multiple)
+        # the window lattice along each axis: window-rows (offsets, weights) and window-columns
+        self.rows = AxisPlan.build(self.height, window, overlap, phase=phase[0], multiple=multiple)
+        self.cols = AxisPlan.build(self.width, window, overlap, phase=phase[1], multiple=multiple)
         self.x0, self.x1 = (0, self.width) if cols is None else (int(cols[0]), int(cols[1]))
         if not 0 <= self.x0 < self.x1 <= self.width:
             raise ValueError(f"column band {cols} is not inside the raster width {self.width}")
