@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from geounet.predict.stitch import AxisPlan, StripStitcher, profile, ramp
 from geounet.grid import axis_offsets, lattice_offsets, lattice_phase
+from geounet.predict.stitch import AxisPlan, StripStitcher, profile, ramp
 
 
 def test_ramp_is_a_smooth_cross_fade():

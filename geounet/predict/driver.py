@@ -99,6 +99,7 @@ class _Layout:
 
 
 def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
+    """Lay out ``src`` (the raster as the model sees it): outputs carried, vectoriser pixels, column bands, windows."""
     separate, channels, out_idx = separation_channels(info, options.separate)
     vopt = vectorize_options(src, options, channels, separate)
     H, W, m = src.height, src.width, info.model.multiple
