@@ -39,7 +39,7 @@ def write(path: Path, img: np.ndarray, crs, transform: Affine) -> Path:
 
 
 def main(argv=None) -> int:
-    from geounet.checkpoint import load_model
+    from geounet.model.checkpoint import load_model
     from geounet.predict import RunOptions, predict_raster
 
     combos = [tuple(int(v) for v in a.split("/")) for a in (argv or sys.argv[1:] or ["512/128"])]

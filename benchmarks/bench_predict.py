@@ -77,7 +77,7 @@ def child_monai(args) -> dict:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from geounet.checkpoint import load_model
+    from geounet.model.checkpoint import load_model
     from geounet.device import autocast, resolve_device
 
     t0 = time.perf_counter()
@@ -148,7 +148,7 @@ def random_checkpoint(width: int, folder: Path, bias: float = -20.0) -> Path:
     """
     import torch
 
-    from geounet.checkpoint import checkpoint_dict, read_checkpoint, checkpoint_info, save_checkpoint
+    from geounet.model.checkpoint import checkpoint_dict, read_checkpoint, checkpoint_info, save_checkpoint
     from geounet.config import ModelConfig
     from geounet.model import build_model
 
@@ -168,7 +168,7 @@ def km2_per_hour(mpx_per_s: float, pixel_m: float) -> float:
 
 
 def model_pixel_size() -> float:
-    from geounet.checkpoint import checkpoint_info, read_checkpoint
+    from geounet.model.checkpoint import checkpoint_info, read_checkpoint
 
     return checkpoint_info(read_checkpoint(None)).preprocessing.pixel_size_m or 0.132
 

@@ -23,9 +23,9 @@ import numpy as np
 import rasterio
 
 from geounet.evaluate import evaluate
+from geounet.io.raster import read_valid_mask
+from geounet.io.vector import VectorWriter
 from geounet.predict import RunOptions, vectorize_options
-from geounet.raster import read_valid_mask
-from geounet.vector_io import VectorWriter
 from geounet.vectorize import StripVectorizer, grow_seeds, seed_score
 
 

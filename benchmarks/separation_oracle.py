@@ -16,7 +16,7 @@ import rasterio
 from rasterio.features import rasterize
 from scipy import ndimage
 
-from geounet.raster import pixel_size_m, read_valid_mask
+from geounet.io.raster import pixel_size_m, read_valid_mask
 from geounet.targets import OUTPUTS_SEPARATION, derive_targets
 
 

@@ -25,8 +25,8 @@ import rasterio
 from separation_tune import vectorise_file
 
 from geounet.evaluate import evaluate
-from geounet.predict import REACH_M, RunOptions
-from geounet.raster import pixel_size_m
+from geounet.io.raster import pixel_size_m
+from geounet.predict import RunOptions
 from geounet.vectorize import VectorizeOptions
 
 SEP = ("building", "border", "contact")
@@ -49,7 +49,8 @@ def main() -> None:
     ap.add_argument("probs", type=Path)
     ap.add_argument("truth", type=Path)
     ap.add_argument("--raster", type=Path, required=True)
-    ap.add_argument("--reach-m", type=float, default=REACH_M, help="growth reach of the seeds (predict: 3 m)")
+    ap.add_argument("--reach-m", type=float, default=RunOptions.reach_m,
+                    help=f"growth reach of the seeds (predict: {RunOptions.reach_m:g} m)")
     a = ap.parse_args()
     with rasterio.open(a.probs) as src:
         bands = tuple(d.split(" ")[0] for d in src.descriptions)

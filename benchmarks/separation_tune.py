@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geounet import predict as P
 from geounet.evaluate import evaluate
+from geounet.io.raster import read_valid_mask
+from geounet.io.vector import VectorWriter
 from geounet.predict import RunOptions, vectorize_options
-from geounet.raster import read_valid_mask
-from geounet.vector_io import VectorWriter
 from geounet.vectorize import StripVectorizer, VectorizeOptions
 
 STRIP = 384  # rows per strip, as predict hands them over with 512 px windows
@@ -72,8 +71,7 @@ def vectorise_file(probs_path: Path, out: Path, opts: RunOptions, channels: tupl
 
 
 def run(probs_path: Path, out: Path, opts: RunOptions, reach_m: float, seed_min_m2: float, separate: bool) -> float:
-    P.REACH_M, P.SEED_MIN_M2 = reach_m, seed_min_m2
-    return vectorise_file(probs_path, out, replace(opts, separate=separate))
+    return vectorise_file(probs_path, out, replace(opts, reach_m=reach_m, seed_min_m2=seed_min_m2, separate=separate))
 
 
 def main() -> None:
@@ -82,16 +80,15 @@ def main() -> None:
     ap.add_argument("truth", type=Path)
     ap.add_argument("--raster", type=Path, required=True)
     ap.add_argument("--seed-threshold", default="0.5")
-    ap.add_argument("--reach-m", default=str(P.REACH_M))
-    ap.add_argument("--seed-min-m2", default=str(P.SEED_MIN_M2))
-    ap.add_argument("--min-area", default=str(P.DEFAULT_MIN_AREA_M2))
+    ap.add_argument("--reach-m", default=str(RunOptions.reach_m))
+    ap.add_argument("--seed-min-m2", default=str(RunOptions.seed_min_m2))
+    ap.add_argument("--min-area", default=str(RunOptions.min_area))
     ap.add_argument("--regularize", default="0")
     ap.add_argument("--plain", action="store_true", help="also score --no-separate")
-    ap.add_argument("--plain-erode-m", type=float, default=P.PLAIN_ERODE_M,
+    ap.add_argument("--plain-erode-m", type=float, default=RunOptions.plain_erode_m,
                     help="seed erosion for building-only models (probabilities with one band)")
     a = ap.parse_args()
-    P.PLAIN_ERODE_M = a.plain_erode_m
-    base = RunOptions(tile=512, overlap=128, batch_size=1)
+    base = RunOptions(tile=512, overlap=128, batch_size=1, plain_erode_m=a.plain_erode_m)
     grid = list(itertools.product(floats(a.seed_threshold), floats(a.reach_m), floats(a.seed_min_m2),
                                   floats(a.min_area), [bool(int(v)) for v in a.regularize.split(",")]))
     rows = []
@@ -105,7 +102,7 @@ def main() -> None:
                 st, reach, smin, min_area, reg = None, 0.0, 0.0, floats(a.min_area)[0], False
             opts = replace(base, seed_threshold=st, min_area=min_area, regularize=reg, separate=sep)
             out = Path(tmp) / f"run{k}.gpkg"
-            secs = run(a.probs, out, opts, reach or P.REACH_M, smin or P.SEED_MIN_M2, sep)
+            secs = run(a.probs, out, opts, reach or base.reach_m, smin or base.seed_min_m2, sep)
             res, _ = evaluate([(out, a.truth)], [a.raster], 0.5)
             r = res[0]
             row = ("separate" if sep else "no-separate", st, reach if sep else "", smin if sep else "", min_area,

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geounet.labels import read_labels
-from geounet.raster import pixel_size_m
+from geounet.io.raster import pixel_size_m
 from geounet.targets import weight_map
 
 

@@ -14,6 +14,6 @@ def load_model(path=None, device="cpu"):
     :class:`geounet.config.CheckpointInfo` that describes its bands, normalisation,
     pixel size and training metrics. Loading never executes code from the file.
     """
-    from .checkpoint import load_model as _load
+    from .model.checkpoint import load_model as _load
 
     return _load(path, device=device)

@@ -30,9 +30,9 @@ from rasterio.windows import transform as window_transform
 from .config import Preprocessing
 from .errors import InputError
 from .labels import Labels, labels_for_raster, read_label_polygons, read_labels
-from .raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
+from .io.raster import coarse_valid_mask, data_bands, open_raster, pixel_size_m, read_window
 from .targets import derive_targets, encode_weights, instances_from_mask, weight_map
-from .windows import block_grid, spatial_split, training_windows
+from .grid import block_grid, spatial_split, training_windows
 
 IGNORE = 255
 MIN_BLOCKS = 5

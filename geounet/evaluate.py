@@ -29,7 +29,7 @@ from shapely.geometry import box
 
 from .errors import InputError
 from .labels import drop_contained, read_vector
-from .raster import open_raster, read_valid_mask
+from .io.raster import open_raster, read_valid_mask
 
 log = logging.getLogger(__name__)
 

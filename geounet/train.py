@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoint import checkpoint_dict, model_from_checkpoint, read_checkpoint, save_checkpoint
+from .model.checkpoint import checkpoint_dict, model_from_checkpoint, read_checkpoint, save_checkpoint
 from .config import ModelConfig, Preprocessing
 from .data import (
     SampleSet,

@@ -11,7 +11,7 @@ import torch
 from affine import Affine
 from torch import nn
 
-from geounet.checkpoint import checkpoint_dict, save_checkpoint
+from geounet.model.checkpoint import checkpoint_dict, save_checkpoint
 from geounet.config import CheckpointInfo, ModelConfig, Preprocessing
 from geounet.model import build_model
 

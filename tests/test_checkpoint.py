@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import geounet
-from geounet.checkpoint import checkpoint_dict, load_model, read_checkpoint, save_checkpoint
+from geounet.model.checkpoint import checkpoint_dict, load_model, read_checkpoint, save_checkpoint
 from geounet.config import ModelConfig, Preprocessing
 from geounet.errors import CheckpointError
 from geounet.model import build_model

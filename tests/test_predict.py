@@ -85,7 +85,7 @@ def test_no_data_gets_no_buildings_and_empty_windows_are_not_run(tmp_path):
     model = Counting(BrightModel())
     res = predict_raster(model, INFO, tif, tmp_path / "b.geojson", opts(simplify=0.6), probs=tmp_path / "p.tif")
     # expected windows: the ones with any valid pixel
-    from geounet.stitch import StripStitcher
+    from geounet.predict.stitch import StripStitcher
 
     st = StripStitcher(h, w, 64, 16)
     expected = sum(valid[r : r + 64, c : c + 64].any() for _, _, r, c in st.windows())
@@ -133,7 +133,7 @@ def test_real_model_on_real_imagery_is_shift_invariant(tmp_path, dy, dx):
     """
     from rasterio.windows import Window, transform as wtransform
 
-    from geounet.checkpoint import default_model_path, load_model
+    from geounet.model.checkpoint import default_model_path, load_model
 
     net, info = load_model(default_model_path())
     with rasterio.open(SHARED_DATA / "banepa" / "banepa.tif") as src:

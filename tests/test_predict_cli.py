@@ -156,7 +156,7 @@ def test_bad_inputs_fail_with_one_line_and_leave_no_output(runner, setup, tmp_pa
 def test_ctrl_c_leaves_no_partial_output(runner, setup, monkeypatch):
     tif, ckpt, out = setup
     (out / "keep.geojson").write_text("previous result")
-    import geounet.checkpoint as checkpoint
+    import geounet.model.checkpoint as checkpoint
 
     real = checkpoint.load_model
 

@@ -26,7 +26,7 @@ from affine import Affine
 from geounet.cli import cli
 from geounet.config import ModelConfig, Preprocessing
 from geounet.model import build_model
-from geounet.stitch import StripStitcher
+from geounet.predict.stitch import StripStitcher
 from geounet.targets import derive_targets
 from geounet.vectorize import StripVectorizer, VectorizeOptions
 

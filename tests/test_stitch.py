@@ -1,10 +1,10 @@
-"""Blending weights and the rolling strip accumulator (geounet.stitch)."""
+"""Blending weights and the rolling strip accumulator (geounet.predict.stitch)."""
 
 import numpy as np
 import pytest
 
-from geounet.stitch import AxisPlan, StripStitcher, profile, ramp
-from geounet.windows import axis_offsets, lattice_offsets, lattice_phase
+from geounet.grid import axis_offsets, lattice_offsets, lattice_phase
+from geounet.predict.stitch import AxisPlan, StripStitcher, profile, ramp
 
 
 def test_ramp_is_a_smooth_cross_fade():
@@ -160,7 +160,7 @@ def test_windows_reaching_past_the_raster_are_clipped(phase):
 
 
 def test_column_bands_reassemble_the_whole_raster():
-    from geounet.stitch import column_bands
+    from geounet.grid import column_bands
 
     assert column_bands(5000, 8192) == [(0, 5000)]
     bands = column_bands(20000, 8192)

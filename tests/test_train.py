@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from shapely.geometry import Point, box
 
 import geounet
-from geounet.checkpoint import read_checkpoint
+from geounet.model.checkpoint import read_checkpoint
 from geounet.cli import cli
 from geounet.config import Preprocessing
 from geounet.data import IGNORE, WindowDataset, build_samples, raster_sources, tile_sources
-from geounet.raster import read_valid_mask
+from geounet.io.raster import read_valid_mask
 
 from conftest import SHARED_DATA, make_scene, make_tiles, synthetic_scene, write_raster
 

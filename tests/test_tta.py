@@ -3,7 +3,7 @@ from torch import nn
 
 from geounet.config import ModelConfig
 from geounet.model import UNet
-from geounet.tta import DihedralTTA
+from geounet.model.tta import DihedralTTA
 
 
 class Asymmetric(nn.Module):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from geounet.windows import axis_offsets, block_grid, sliding_windows, spatial_split, training_windows
+from geounet.grid import axis_offsets, block_grid, sliding_windows, spatial_split, training_windows
 
 
 @pytest.mark.parametrize("length", [1, 63, 64, 65, 100, 256, 257, 1000, 1023])

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .config import CheckpointInfo, ModelConfig, Preprocessing
-from .errors import CheckpointError, first_line
-from .model import UNet, build_model
+from .. import __version__
+from ..config import CheckpointInfo, ModelConfig, Preprocessing
+from ..errors import CheckpointError, first_line
+from .unet import UNet, build_model
 
 FORMAT = "geounet-checkpoint"
 FORMAT_VERSION = 1

@@ -1,4 +1,5 @@
-"""Opening rasters with clear errors, their validity masks, and their ground pixel size."""
+"""Rasters: opening them with clear errors, resampling on the fly, validity masks, ground pixel size,
+the GDAL environment, and GDAL errors translated into one-line errors (:func:`raise_user_error`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import rasterio
+from affine import Affine
 from pyproj import Geod, Transformer
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from .errors import InputError
+from ..errors import GeounetError, InputError
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -158,3 +163,65 @@ def read_window(
     )
     valid = read_valid_mask(src, window, boundless=boundless, out_shape=out_shape)
     return data, valid
+
+
+@contextlib.contextmanager
+def resampled(src: rasterio.io.DatasetReader, pixel_size: float | None = None):
+    """``src`` resampled on the fly to ``pixel_size`` metres (``src`` itself when None or within 1%).
+
+    Resampling uses a ``WarpedVRT`` in the raster's own CRS with the pixel scaled by
+    ``f = pixel_size / native ground pixel`` (bilinear), so the model sees imagery at the
+    scale it was trained at; the validity mask comes along as the VRT's alpha band. Same
+    extent, whole pixels: ``round(width / f)`` x ``round(height / f)`` pixels, so the pixel is
+    ``f`` times larger up to the rounding of the sides.
+    """
+    f = pixel_size / pixel_size_m(src) if pixel_size else 1.0
+    if abs(f - 1.0) < 0.01:
+        yield src
+        return
+    width, height = max(1, round(src.width / f)), max(1, round(src.height / f))
+    transform = src.transform @ Affine.scale(src.width / width, src.height / height)
+    # The validity mask travels as the VRT's alpha band; a source with an alpha band of its
+    # own (RGBA drone orthophotos) already brings one, and GDAL refuses a second.
+    has_alpha = any(ci == ColorInterp.alpha for ci in src.colorinterp)
+    with WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height,
+                   resampling=Resampling.bilinear, add_alpha=not has_alpha) as vrt:
+        yield vrt
+
+
+def gdal_env(cache_mb: int, *, internal_mask: bool = False) -> rasterio.Env:
+    """A GDAL environment with a block cache of ``cache_mb`` MB (and, for writers, internal TIFF masks).
+
+    rasterio keeps its environment per thread (a thread without one gets a temporary default
+    environment for each file it opens), so every thread of predict that reads or writes opens one.
+    """
+    if internal_mask:
+        return rasterio.Env(GDAL_CACHEMAX=cache_mb, GDAL_TIFF_INTERNAL_MASK=True)
+    return rasterio.Env(GDAL_CACHEMAX=cache_mb)
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """The most specific line of a rasterio error chain ("Read failed" -> the GDAL block error)."""
+    seen, reason = set(), ""
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc.args[-1] if exc.args and not isinstance(exc, RasterioError) else exc).strip()
+        if text:
+            reason = text.splitlines()[0]
+        exc = exc.__cause__ or exc.__context__
+    return reason[:200]
+
+
+def raise_user_error(exc: BaseException, path: Path, what: str) -> NoReturn:
+    """Raise ``exc`` again, as a one-line :class:`GeounetError` about ``path`` when it is a GDAL or OS error.
+
+    ``what`` completes "cannot ...": ``"read raster"``, ``"write output"``. geounet's own
+    errors and Ctrl-C pass unchanged, and so does anything else (a bug keeps its traceback).
+    """
+    if isinstance(exc, (GeounetError, KeyboardInterrupt)):
+        raise exc
+    if isinstance(exc, RasterioError):
+        raise InputError(f"cannot {what} ({gdal_reason(exc) or type(exc).__name__})", path) from None
+    if isinstance(exc, OSError):
+        raise GeounetError(f"cannot {what} ({exc.strerror or exc})", getattr(exc, "filename", None) or path) from None
+    raise exc

@@ -1,15 +1,27 @@
-"""Pure window math: sliding-window grids, block grids and the spatial train/validation split.
+"""Pure grid math: window lattices, column bands, block grids, metres to pixels, the spatial split.
 
-Nothing here touches files; every function takes sizes and returns
-``rasterio.windows.Window`` objects (or offsets), so the arithmetic can be tested alone.
+Nothing here touches files; every function takes sizes (or an affine transform) and returns
+numbers, offsets or ``rasterio.windows.Window`` objects, so the arithmetic can be tested alone.
+
+Words, used the same way everywhere in geounet:
+
+* a **window** is the square the model sees at once (``--tile-size`` pixels a side, for
+  historical reasons); windows overlap by ``--overlap`` pixels and lie on a lattice;
+* a **window-row** is one row of windows (all windows with the same row offset);
+* a **column band** is a range of raster columns that predict streams on its own, so memory
+  does not grow with the raster's width (not a *raster band*, which is a channel of the file);
+* a **block** is a GeoTIFF's internal block (or a training block of the spatial split);
+* a **tile** is an image file (``geounet train --images``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+from affine import Affine
 from rasterio.windows import Window
 
 
@@ -168,3 +180,67 @@ def lattice_offsets(length: int, size: int, stride: int, phase: int = 0, multipl
         o += stride
     offsets.append(last)
     return offsets
+
+
+def window_phase(transform: Affine, multiple: int) -> tuple[int, int]:
+    """``(row phase, column phase)`` of the window lattice of a raster with ``transform``.
+
+    Formula: ``(lattice_phase(f, e, multiple), lattice_phase(c, a, multiple))`` for a
+    north-up grid (``b == d == 0``): rows count from the origin's y (``f``) in steps of
+    ``e``, columns from its x (``c``) in steps of ``a``. A rotated grid has no CRS-anchored
+    lattice: ``(0, 0)``, the lattice starts at the raster's corner.
+    """
+    if transform.b == 0 and transform.d == 0:
+        return lattice_phase(transform.f, transform.e, multiple), lattice_phase(transform.c, transform.a, multiple)
+    return 0, 0
+
+
+class ColumnBand(NamedTuple):
+    """Raster columns ``[x0, x1)`` that a column band outputs, and ``[cx0, cx1)`` that it reads for context."""
+
+    x0: int
+    x1: int
+    cx0: int
+    cx1: int
+
+
+def column_bands(width: int, max_width: int, align: int = 256) -> list[tuple[int, int]]:
+    """Split ``[0, width)`` into bands no wider than about ``max_width``, borders on multiples of ``align``.
+
+    Formula: ``n = ceil(width / max_width)`` bands of ``step = ceil(width / n / align) * align``
+    columns (the last one takes the rest); one band ``(0, width)`` when ``width <= max_width``.
+    """
+    if width <= max_width:
+        return [(0, width)]
+    n = math.ceil(width / max_width)
+    step = math.ceil(width / n / align) * align
+    edges = list(range(0, width, step)) + [width]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def column_bands_with_context(width: int, max_width: int, align: int, context: int) -> list[ColumnBand]:
+    """:func:`column_bands`, each widened by ``context`` columns on both sides, clipped to the raster.
+
+    Formula: ``cx0 = max(0, x0 - context)``, ``cx1 = min(width, x1 + context)``: the columns a
+    band's vectoriser needs around its own so that its result is exactly the whole raster's.
+    """
+    return [ColumnBand(x0, x1, max(0, x0 - context), min(width, x1 + context))
+            for x0, x1 in column_bands(width, max_width, align)]
+
+
+def area_px(area_m2: float, pixel_m: float, *, least: int, most: int | None = None) -> int:
+    """Pixels of ``pixel_m`` x ``pixel_m`` metres in ``area_m2`` square metres, rounded, kept in ``[least, most]``.
+
+    Formula: ``min(most, max(least, round(area_m2 / (pixel_m * pixel_m))))``.
+    """
+    n = max(least, round(area_m2 / (pixel_m * pixel_m)))
+    return int(n if most is None else min(most, n))
+
+
+def length_px(length_m: float, pixel_m: float, *, least: int, most: int | None = None, up: bool = False) -> int:
+    """Pixels of ``pixel_m`` metres in ``length_m`` metres, rounded (or rounded up), kept in ``[least, most]``.
+
+    Formula: ``min(most, max(least, round(length_m / pixel_m)))``, with ``ceil`` for ``round`` when ``up``.
+    """
+    n = max(least, math.ceil(length_m / pixel_m) if up else round(length_m / pixel_m))
+    return int(n if most is None else min(most, n))

@@ -39,7 +39,7 @@ Rolling strip
 Windows arrive in row-major order. Once every window of window-row ``i`` has been added
 (or skipped), rows ``[r_i, r_{i+1})`` can receive nothing more: they are final, leave the
 accumulator and its buffer shifts up. The buffer holds ``min(size, height)`` rows of one
-column band (:func:`column_bands`; the whole width for rasters up to a few thousand
+column band (:func:`geounet.grid.column_bands`; the whole width for rasters up to a few thousand
 pixels wide), so memory depends on the band width and the window size, not on the raster.
 """
 
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .windows import lattice_offsets
+from ..grid import lattice_offsets
 
 
 def ramp(overlap: int) -> np.ndarray:
@@ -77,7 +77,7 @@ def profile(length: int, overlap: int, *, start_border: bool, end_border: bool) 
 class AxisPlan:
     """Window offsets along one axis, their weight profiles and the summed weight of every pixel.
 
-    Offsets lie on a lattice (see :func:`geounet.windows.lattice_offsets`): the first
+    Offsets lie on a lattice (see :func:`geounet.grid.lattice_offsets`): the first
     window may start up to ``multiple - 1`` pixels before the raster and the last end up to
     that far after it; :meth:`clip` gives the part of a window inside the raster.
     """
@@ -89,17 +89,18 @@ class AxisPlan:
     total: np.ndarray  # summed weight per pixel, > 0 everywhere
 
     @classmethod
-    def build(cls, length: int, tile: int, overlap: int, *, phase: int = 0, multiple: int = 1) -> "AxisPlan":
+    def build(cls, length: int, window: int, overlap: int, *, phase: int = 0, multiple: int = 1) -> "AxisPlan":
+        """The plan of windows of ``window`` pixels, ``overlap`` shared, on the lattice ``(phase, multiple)``."""
         if length < 1:
             raise ValueError("axis length must be >= 1")
-        if not 0 <= overlap < tile:
-            raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
-        if length + phase <= tile:  # one window: the axis plus the lattice phase, rounded up to the lattice
+        if not 0 <= overlap < window:
+            raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
+        if length + phase <= window:  # one window: the axis plus the lattice phase, rounded up to the lattice
             size = math.ceil((length + phase) / multiple) * multiple
             offsets = [-phase]
         else:
-            size = tile
-            offsets = lattice_offsets(length, tile, tile - overlap, phase, multiple)
+            size = window
+            offsets = lattice_offsets(length, window, window - overlap, phase, multiple)
         profiles, total = [], np.zeros(length, dtype=np.float64)
         for o in offsets:
             a, b = max(o, 0), min(o + size, length)
@@ -134,11 +135,12 @@ class StripStitcher:
     blended with the same weights, so each is exactly what a one-channel stitcher gives.
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
+    def __init__(self, height: int, width: int, window: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
                  multiple: int = 1, cols: tuple[int, int] | None = None, channels: int | None = None):
         self.height, self.width = int(height), int(width)
-        self.rows = AxisPlan.build(self.height, tile, overlap, phase=phase[0], multiple=multiple)
-        self.cols = AxisPlan.build(self.width, tile, overlap, phase=phase[1], multiple=multiple)
+        # the window lattice along each axis: window-rows (offsets, weights) and window-columns
+        self.rows = AxisPlan.build(self.height, window, overlap, phase=phase[0], multiple=multiple)
+        self.cols = AxisPlan.build(self.width, window, overlap, phase=phase[1], multiple=multiple)
         self.x0, self.x1 = (0, self.width) if cols is None else (int(cols[0]), int(cols[1]))
         if not 0 <= self.x0 < self.x1 <= self.width:
             raise ValueError(f"column band {cols} is not inside the raster width {self.width}")
@@ -220,12 +222,3 @@ class StripStitcher:
     def finished(self) -> bool:
         return self._next == len(self.rows.offsets)
 
-
-def column_bands(width: int, max_width: int, align: int = 256) -> list[tuple[int, int]]:
-    """Split ``[0, width)`` into bands no wider than about ``max_width``, borders on multiples of ``align``."""
-    if width <= max_width:
-        return [(0, width)]
-    n = math.ceil(width / max_width)
-    step = math.ceil(width / n / align) * align
-    edges = list(range(0, width, step)) + [width]
-    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]

@@ -7,6 +7,8 @@ streams it into the requested format (``pyogrio.raw.open_arrow`` into
 then renames that onto the output. Until then the output path is untouched, so a failure
 or Ctrl-C leaves no partial file and an existing file is replaced only by a complete one.
 GeoParquet goes through geopandas and needs pyarrow (checked before any work starts).
+Temporary names and the writability check are :mod:`geounet.io.files` (shared with the
+probabilities writer).
 
 CRS: features keep the raster's CRS. GDAL's GeoJSON writer adds the (pre-RFC 7946) ``crs``
 member when that CRS is not WGS84; ``wgs84=True`` reprojects to EPSG:4326. WGS84 output
@@ -24,9 +26,10 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from .errors import ConfigError, GeounetError, OutputExistsError
+from ..errors import ConfigError
+from .files import temp_path
 
-__all__ = ["FORMATS", "vector_driver", "check_vector_format", "check_writable", "VectorWriter", "temp_path"]
+__all__ = ["FORMATS", "vector_driver", "check_vector_format", "VectorWriter", "reproject"]
 
 # extension -> GDAL driver ("parquet": written with geopandas + pyarrow)
 FORMATS = {".geojson": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf", ".parquet": "parquet"}
@@ -55,39 +58,14 @@ def check_vector_format(path: str | os.PathLike) -> str:
     return driver
 
 
-def temp_path(path: Path, tag: str = "tmp", suffix: str | None = None) -> Path:
-    """A hidden temporary name beside ``path`` (same folder, so the final rename is atomic).
+def reproject(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:
+    """Geometries with every coordinate moved by ``transformer`` (an ``always_xy`` pyproj Transformer)."""
 
-    It ends with ``path``'s extension (or ``suffix``): some GDAL drivers choose what to
-    create from it (FlatGeobuf makes a folder for a name without ``.fgb``).
-    """
-    path = Path(path)
-    suffix = path.suffix if suffix is None else suffix
-    return path.with_name(f".{path.stem}.{os.getpid()}.{tag}{suffix}")
+    def f(xy: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
 
-
-def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output (unless ``overwrite``) and an output folder that cannot be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise GeounetError("is a directory; give a file name for the output", path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError("output exists; use --overwrite to replace it", path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise GeounetError("cannot write output: its folder does not exist", path)
-    probe = temp_path(path, "probe", "")
-    try:
-        with open(probe, "wb"):
-            pass
-    except OSError as exc:
-        raise GeounetError(f"cannot write output ({exc.strerror or exc})", path) from None
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass
-    return path
+    return shapely.transform(geoms, f)
 
 
 def _remove(path: Path) -> None:
@@ -137,13 +115,7 @@ class VectorWriter:
             return
         geoms = np.asarray(geoms, dtype=object)
         if self._to_wgs84 is not None:
-            t = self._to_wgs84
-
-            def f(xy):
-                x, y = t.transform(xy[:, 0], xy[:, 1])
-                return np.column_stack([x, y])
-
-            geoms = shapely.orient_polygons(shapely.transform(geoms, f), exterior_cw=False)
+            geoms = shapely.orient_polygons(reproject(geoms, self._to_wgs84), exterior_cw=False)
         self._append(geoms, np.round(np.asarray(area_m2, np.float64), 3), np.round(np.asarray(score, np.float64), 4))
 
     def _append(self, geoms, area, score) -> None:

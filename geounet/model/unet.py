@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 
 class DoubleConv(nn.Sequential):

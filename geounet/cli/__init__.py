@@ -1,0 +1,64 @@
+"""The ``geounet`` command line: thin commands that parse options, build a config, call the library.
+
+The group (:func:`cli`) does what every command needs: library errors
+(:class:`geounet.errors.GeounetError`) become one-line messages on stderr and exit code 1,
+Ctrl-C exits 130, no traceback reaches the user; ``-v``/``-q`` set the log level; and the
+command runs inside one GDAL environment (rasterio's defaults), so the library never starts
+and stops one for each file it opens. predict narrows GDAL's block cache for its run itself
+(:attr:`geounet.predict.settings.ReadSettings.gdal_cache_mb`), as it must when called as a library.
+
+One module per command (:mod:`.predict`, :mod:`.train`, :mod:`.evaluate`), each importing its
+library only when it runs, so ``geounet --help`` stays fast; options several commands share
+are :mod:`.options`. Nothing in the library imports this package.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import GeounetError
+from ..log import configure
+from .evaluate import evaluate
+from .predict import predict
+from .train import train
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GeounetError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geounet")
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less log output: warnings and errors only, no progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
+    """Find buildings in aerial GeoTIFFs with a U-Net."""
+    import rasterio  # here, not at the top: --help and --version need no GDAL
+
+    configure(verbose - quiet)
+    ctx.with_resource(rasterio.Env())
+
+
+for _command in (train, predict, evaluate):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="geounet")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""``geounet predict``: parse the options into a :class:`~geounet.predict.PredictConfig`, call
+:func:`geounet.predict.predict`, print the written paths.
+
+Every default and help text of a library setting comes from its field in
+:mod:`geounet.predict.settings` (:func:`~geounet.cli.options.from_setting`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..predict.settings import PredictConfig, setting_doc
+from .options import amp_opt, batch_size_opt, device_opt, from_setting, model_opt, overwrite_opt, tile_size_opt
+
+
+def _opt(*decls, **kw):
+    """A ``geounet predict`` option for the :class:`PredictConfig` setting of the same name."""
+    name = next((d for d in decls if not d.startswith("-")), None) or decls[-1].lstrip("-").replace("-", "_")
+    return click.option(*decls, **from_setting(PredictConfig, name), **kw)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help=setting_doc(PredictConfig, "output"))
+@model_opt()
+@_opt("--probs", type=click.Path())
+@_opt("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), show_default=True)
+@tile_size_opt
+@_opt("--overlap", type=click.IntRange(min=0))
+@batch_size_opt
+@device_opt
+@_opt("--min-area", type=click.FloatRange(min=0), show_default=True)
+@_opt("--simplify", type=click.FloatRange(min=0), show_default=True)
+@_opt("--separate/--no-separate", "separate")
+@_opt("--regularize", is_flag=True)
+@_opt("--wgs84", is_flag=True)
+@_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]))
+@_opt("--pixel-size", show_default=True, metavar="auto|native|METRES")
+@amp_opt
+@_opt("--tta", is_flag=True)
+@overwrite_opt
+def predict(**kwargs) -> None:
+    """Find buildings in INPUT rasters and write their footprints in the raster's CRS.
+
+    The raster is read window by window and the probabilities are stitched and
+    vectorised strip by strip, so rasters far larger than memory work. With several
+    INPUTs, OUTPUT is a folder and each input gets its own file; inputs whose file
+    exists are skipped unless --overwrite. Written paths are printed on stdout.
+    """
+    from ..predict import predict as run_predict
+
+    result = run_predict(PredictConfig.from_cli(**kwargs))
+    for path in result.written:
+        click.echo(str(path))

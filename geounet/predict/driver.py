@@ -1,0 +1,383 @@
+"""The driver: :func:`predict` (a :class:`PredictConfig` to files) and :func:`predict_raster` (one raster).
+
+:func:`predict_raster` opens the raster once: it checks it, decides the pixel size to predict
+at (resampling on the fly when that differs), lays out the windows and column bands
+(:class:`_Layout`) and hands the open raster to the reader thread of the pipeline
+(:mod:`geounet.predict.pipeline`), while the main thread runs the model (``torch.inference_mode``,
+autocast, channels-last, non-blocking copies on CUDA) and stitches (:class:`_Run`).
+
+Every output is written under a temporary name in its own folder and renamed only when
+complete; on any error or Ctrl-C the temporary files are removed and existing outputs are
+left as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+from tqdm import tqdm
+
+from ..config import CheckpointInfo
+from ..device import autocast, resolve_device
+from ..errors import CheckpointError
+from ..grid import ColumnBand, column_bands_with_context, window_phase
+from ..io.probs import ProbsWriter
+from ..io.raster import gdal_env, has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
+from ..io.vector import VectorWriter
+from ..log import logger
+from ..model import checkpoint
+from ..model.tta import DihedralTTA
+from ..vectorize import StripVectorizer, VectorizeOptions
+from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
+                       WindowSkipped, WriteDone, Writer, put)
+from .plan import RasterJob, plan_jobs
+from .resolve import (check_model, check_raster, resolve_options, separation_channels, target_pixel_size,
+                      vectorize_options)
+from .settings import PredictConfig, RunOptions
+from .stitch import StripStitcher
+
+__all__ = ["PredictResult", "RasterResult", "predict", "predict_raster"]
+
+
+@dataclass
+class RasterResult:
+    """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept)."""
+
+    input: Path
+    output: Path
+    probs: Path | None = None
+    skipped: bool = False
+    n_polygons: int = 0
+    windows: int = 0
+    windows_run: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict` did: one :class:`RasterResult` per input, in order."""
+
+    rasters: list[RasterResult] = field(default_factory=list)
+
+    @property
+    def written(self) -> list[Path]:
+        return [r.output for r in self.rasters if not r.skipped]
+
+    @property
+    def skipped(self) -> list[Path]:
+        return [r.input for r in self.rasters if r.skipped]
+
+
+@dataclass
+class _Layout:
+    """One raster as the model sees it: its grid, the model outputs carried, its column bands and their stitchers."""
+
+    height: int
+    width: int
+    crs: rasterio.crs.CRS
+    transform: Affine
+    with_mask: bool
+    separate: bool
+    channels: tuple[str, ...]  # model outputs carried: building (and border, contact when separating)
+    out_idx: list[int]  # their indexes among the model's outputs
+    n_channels: int | None  # channels of the stitched strips; None for one: plain (rows, cols) strips
+    vopt: VectorizeOptions
+    column_bands: list[ColumnBand]
+    stitchers: list[StripStitcher]  # one per column band
+
+
+def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
+    """Lay out ``src`` (the raster as the model sees it): outputs carried, vectoriser pixels, column bands, windows."""
+    separate, channels, out_idx = separation_channels(info, options.separate)
+    vopt = vectorize_options(src, options, channels, separate)
+    H, W, m = src.height, src.width, info.model.multiple
+    phase = window_phase(src.transform, m)
+    # column bands bound the memory by their width; each gets context columns for the sieve
+    col_bands = column_bands_with_context(W, options.band_width, options.probs_block, vopt.margin)
+    nch = len(channels) if len(channels) > 1 else None
+    stitchers = [
+        StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
+        for b in col_bands
+    ]
+    return _Layout(H, W, src.crs, src.transform, has_validity_mask(src), separate, channels, out_idx, nch, vopt,
+                   col_bands, stitchers)
+
+
+def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path) -> float | None:
+    """The pixel size to predict ``src`` at (None: its own), with a log line about it."""
+    model_px, model_range = info.preprocessing.pixel_size_m, info.preprocessing.pixel_size_range_m
+    native_px = pixel_size_m(src)
+    target_px = target_pixel_size(options.pixel_size, native_px, model_px, model_range)
+    if target_px:
+        logger.info("%s: resampling %.3f m pixels to %.3f m%s", path, native_px, target_px,
+                    " (the model's)" if target_px == model_px or model_range else "")
+    elif model_range and not (model_range[0] / 1.5 <= native_px <= model_range[1] * 1.5):
+        logger.warning(
+            "%s: pixels are %.3f m but the model was trained at %.3f-%.3f m; results may be poor "
+            "(use --pixel-size auto)", path, native_px, *model_range,
+        )
+    elif model_px and not model_range and not (1 / 1.5 <= native_px / model_px <= 1.5):
+        logger.warning(
+            "%s: pixels are %.3f m but the model was trained at %.3f m; results may be poor "
+            "(use --pixel-size auto)", path, native_px, model_px,
+        )
+    return target_px
+
+
+def _log_separation(path: Path, layout: _Layout) -> None:
+    if not layout.separate:
+        return
+    channels, vopt = layout.channels, layout.vopt
+    logger.info(
+        "%s: separating touching buildings on %s (seeds %s >= %.2f, at least %d px; reach %d px)",
+        path, ", ".join(channels) if len(channels) > 1 else "building probability alone",
+        "score" if len(channels) > 1 else f"eroded by {vopt.seed_erode_px} px, probability",
+        vopt.seed_threshold, vopt.seed_min_px, vopt.reach_px,
+    )
+
+
+def predict_raster(
+    model: torch.nn.Module,
+    info: CheckpointInfo,
+    input_path: str | os.PathLike,
+    output: str | os.PathLike,
+    options: RunOptions,
+    *,
+    probs: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+) -> RasterResult:
+    """Run ``model`` over one raster and write its buildings to ``output`` (and probabilities to ``probs``).
+
+    ``model`` maps a (B, C, H, W) float batch to (B, K, H, W) logits; ``info`` gives its
+    bands, normalisation and output names (``info.model.outputs``: building, and border and
+    contact for models trained with separation targets). Outputs are checked (exist/writable) by the caller,
+    :func:`predict`; here they are only ever created through temporary files.
+    """
+    t_start = time.perf_counter()
+    device = torch.device(device)
+    input_path, output = Path(input_path), Path(output)
+    probs = Path(probs) if probs is not None else None
+    with open_raster(input_path) as raster:
+        check_raster(raster, info, input_path)
+        target_px = _pixel_size_for(raster, info, options, input_path)
+        with resampled(raster, target_px) as src:
+            layout = _layout(src, info, options)
+            _log_separation(input_path, layout)
+            result = _Run(model, info, src, layout, options, device, input_path, output, probs).run()
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+class _Run:
+    """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
+
+    def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
+                 device: torch.device, input_path: Path, output: Path, probs: Path | None):
+        self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
+        self.input_path, self.output = input_path, output
+        self.vec_writer = VectorWriter(output, layout.crs, wgs84=options.wgs84)
+        self.stop = threading.Event()
+        self.vectorizer = StripVectorizer(layout.height, layout.width, layout.transform, layout.crs, layout.vopt,
+                                          self._emit)
+        self.prob_writer = None if probs is None else ProbsWriter(
+            probs, width=layout.width, height=layout.height, crs=layout.crs, transform=layout.transform,
+            with_mask=layout.with_mask, channels=layout.channels, block=options.probs_block)
+        self.windows_q: queue.Queue = queue.Queue(maxsize=WINDOW_QUEUE)
+        # strips of several channels (separation) are 3x larger: fewer of them in flight bounds the memory alike
+        self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE if layout.n_channels is None else STRIP_QUEUE // 2)
+        self.reader = Reader(src, layout.stitchers, info, options.batch_size, device.type == "cuda", self.windows_q,
+                             self.stop, options.gdal_cache_mb)
+        self.writer = Writer(self.strips_q, self.stop, self.vectorizer, self.prob_writer, layout.column_bands, output,
+                             options.gdal_cache_mb)
+        n_windows = sum(st.n_windows for st in layout.stitchers)
+        self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
+                                   pixels=layout.height * layout.width)
+        self.bar = tqdm(total=n_windows, desc=input_path.name, unit="win", file=sys.stderr,
+                        disable=not options.progress, leave=False, dynamic_ncols=True)
+        self.model_time = 0.0
+
+    def _emit(self, geoms, area, score) -> None:
+        if self.stop.is_set():  # torn down: never write into temporary files that are being removed
+            raise Stop
+        self.vec_writer.write(geoms, area, score)
+
+    def run(self) -> RasterResult:
+        committed = False
+        try:
+            self.writer.start()
+            self.reader.start()
+            with torch.inference_mode():
+                self._consume()
+            self._commit()
+            committed = True
+        finally:
+            self._teardown(committed)
+        self.result.n_polygons = self.vectorizer.n_polygons
+        self.result.model_seconds = self.model_time
+        return self.result
+
+    def _next_message(self):
+        while True:
+            try:
+                return self.windows_q.get(timeout=0.5)
+            except queue.Empty:
+                self.writer.raise_error()
+                if not self.reader.is_alive():
+                    raise RuntimeError("reader thread stopped without a result")
+
+    def _consume(self) -> None:
+        """Run the model on the reader's windows and send the rows they complete to the writer."""
+        stitchers = self.layout.stitchers
+        valid_rows: dict[tuple[int, int], np.ndarray] = {}
+        current = 0  # the column band being stitched
+        while True:
+            msg = self._next_message()
+            if isinstance(msg, ReadDone):
+                break
+            if isinstance(msg, ReadFailed):
+                raise_user_error(msg.error, self.input_path, "read raster")
+            if msg.column_band != current:
+                if not stitchers[current].finished:
+                    raise RuntimeError("band ended before all its rows were released")
+                current = msg.column_band
+            stitcher = stitchers[current]
+            if isinstance(msg, WindowBatch):
+                self._predict(stitcher, msg)
+            elif isinstance(msg, WindowSkipped):
+                stitcher.skip(msg.window_row, msg.window_col)
+                self.bar.update(1)
+            else:
+                valid_rows[(current, msg.window_row)] = msg.valid
+            for i, row0, probs in stitcher.pop_final():
+                v = valid_rows.pop((current, i))
+                probs *= v
+                put(self.strips_q, FinalRows(current, row0, probs, v), self.stop, peer=self.writer)
+        if not all(st.finished for st in stitchers):
+            raise RuntimeError("not every window was predicted")
+
+    def _predict(self, stitcher: StripStitcher, msg: WindowBatch) -> None:
+        out_idx = self.layout.out_idx
+        t0 = time.perf_counter()
+        x = msg.batch.to(self.device, non_blocking=True)
+        with autocast(self.device, enabled=self.options.amp):
+            logits = self.model(x)
+        if logits.shape[1] <= max(out_idx):
+            raise CheckpointError(
+                f"model gives {logits.shape[1]} output channel(s), its checkpoint names {len(self.info.model.outputs)}",
+                self.info.path,
+            )
+        p = torch.sigmoid(logits[:, out_idx if self.layout.n_channels else 0].float()).cpu().numpy()
+        self.model_time += time.perf_counter() - t0
+        for k, (i, j) in enumerate(msg.ids):
+            stitcher.add(i, j, p[k])
+        self.result.windows_run += len(msg.ids)
+        self.bar.update(len(msg.ids))
+
+    def _commit(self) -> None:
+        put(self.strips_q, WriteDone(), self.stop, peer=self.writer)
+        self.writer.join()
+        self.writer.raise_error()
+        try:
+            self.vec_writer.commit()
+            if self.prob_writer is not None:
+                self.prob_writer.commit()
+        except BaseException as exc:
+            raise_user_error(exc, self.output, "write output")
+
+    def _teardown(self, committed: bool) -> None:
+        self.bar.close()
+        self.stop.set()
+        for q in (self.windows_q, self.strips_q):
+            try:
+                while True:
+                    q.get_nowait()
+            except queue.Empty:
+                pass
+        self.reader.join(timeout=30)
+        self.writer.join(timeout=30)
+        if not committed:
+            self.vec_writer.abort()
+            if self.prob_writer is not None:
+                self.prob_writer.abort()
+
+
+def _load_model(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo] | None,
+                device: torch.device) -> tuple[torch.nn.Module, CheckpointInfo]:
+    """The model to run (loaded from ``config.model_path`` unless given), on ``device``, checked, channels-last."""
+    if model is None:
+        net, info = checkpoint.load_model(config.model_path, device)
+    else:
+        net, info = model
+        net = net.to(device).eval()
+    check_model(info)
+    if config.tta:
+        net = DihedralTTA(net)
+    return net, info
+
+
+def _prepare(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        net = net.to(memory_format=torch.channels_last)
+    except Exception:  # noqa: BLE001 - any module works, channels-last is only a speed-up
+        pass
+    return net
+
+
+def _skipped(jobs: list[RasterJob]) -> list[RasterResult]:
+    out = []
+    for j in jobs:
+        if j.skip:
+            logger.info("skipping %s: %s exists (use --overwrite to redo it)", j.input, j.output)
+            out.append(RasterResult(input=j.input, output=j.output, probs=j.probs, skipped=True))
+    return out
+
+
+def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointInfo] | None = None) -> PredictResult:
+    """Predict building footprints for every input of ``config``; see ``geounet predict --help``.
+
+    ``model`` (a module and its :class:`CheckpointInfo`) replaces loading ``config.model_path``.
+    """
+    jobs = plan_jobs(config)
+    result = PredictResult(rasters=_skipped(jobs))
+    todo = [j for j in jobs if not j.skip]
+    if not todo:
+        return result
+    device = resolve_device(config.device)
+    net, info = _load_model(config, model, device)
+    options = resolve_options(config, info, device)
+    net = _prepare(net, device)
+    for j in todo:  # refuse unusable inputs before spending time on any of them
+        with open_raster(j.input) as src:
+            check_raster(src, info, j.input)
+    logger.info(
+        "model %s (width %d, depth %d); windows %d px, overlap %d, batch %d on %s%s",
+        info.path or "(given)", info.model.width, info.model.depth, options.tile, options.overlap,
+        options.batch_size, device, ", autocast" if options.amp else "",
+    )
+    if config.tta:
+        logger.info("test-time augmentation: 8 views per window")
+    with gdal_env(options.gdal_cache_mb):
+        for j in todo:
+            r = predict_raster(net, info, j.input, j.output, options, probs=j.probs, device=device)
+            mpx = r.pixels / 1e6
+            logger.info(
+                "%s: %d buildings -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; model %.0f%% of the time)",
+                j.input, r.n_polygons, j.output, mpx, r.seconds, mpx / max(r.seconds, 1e-9),
+                r.windows_run, r.windows, 100.0 * r.model_seconds / max(r.seconds, 1e-9),
+            )
+            result.rasters.append(r)
+    return result

@@ -1,0 +1,178 @@
+"""Checks and option resolution: from a :class:`PredictConfig` and a model to the numbers one run uses.
+
+* :func:`check_model` and :func:`check_raster` refuse a checkpoint or a raster predict cannot use;
+* :func:`resolve_options` fills in the defaults that depend on the model or the device and
+  refuses values that do not fit them (:class:`RunOptions`);
+* :func:`separation_channels` decides whether to split touching buildings and which model
+  outputs to carry;
+* :func:`target_pixel_size` decides the pixel size to predict at;
+* :func:`vectorize_options` turns the settings in metres into pixels of one raster.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+
+import rasterio
+import torch
+
+from ..config import CheckpointInfo
+from ..errors import CheckpointError, ConfigError, InputError
+from ..grid import area_px, length_px
+from ..io.raster import check_bands, ground_pixel_xy, pixel_size_m
+from ..log import progress_enabled
+from ..vectorize import VectorizeOptions
+from .settings import PredictConfig, RunOptions, default_batch_size, default_overlap, default_tile_size
+
+__all__ = ["check_model", "check_raster", "resolve_options", "parse_pixel_size", "separation_channels",
+           "target_pixel_size", "vectorize_options"]
+
+_RESOLVED = {"tile", "overlap", "batch_size", "progress"}  # RunOptions fields that resolve_options computes
+
+
+def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.device) -> RunOptions:
+    """Fill in the defaults and refuse a tile size or overlap that does not fit the model."""
+    m = info.model.multiple
+    tile = int(config.tile_size) if config.tile_size is not None else default_tile_size(info, config.min_tile)
+    if tile < m or tile % m:
+        raise ConfigError(f"--tile-size {tile} must be a positive multiple of {m} (2**depth of this model)", info.path)
+    overlap = int(config.overlap) if config.overlap is not None else default_overlap(tile, m)
+    if not 0 <= overlap < tile or overlap % m:
+        raise ConfigError(
+            f"--overlap {overlap} must be a multiple of {m} (2**depth of this model) from 0 to below the tile size {tile}",
+            info.path,
+        )
+    if not 0.0 < config.threshold < 1.0:
+        raise ConfigError(f"--threshold {config.threshold} must be between 0 and 1")
+    if config.min_area < 0 or config.simplify < 0:
+        raise ConfigError("--min-area and --simplify must not be negative")
+    if config.seed_threshold is not None and not 0.0 < config.seed_threshold < 1.0:
+        raise ConfigError(f"seed threshold {config.seed_threshold} must be between 0 and 1")
+    batch = int(config.batch_size) if config.batch_size else default_batch_size(device)
+    progress = progress_enabled() if config.progress is None else bool(config.progress)
+    settings = {f.name: getattr(config, f.name) for f in fields(RunOptions) if f.name not in _RESOLVED}
+    settings.update(
+        threshold=float(config.threshold), min_area=float(config.min_area), simplify=float(config.simplify),
+        wgs84=bool(config.wgs84), amp=bool(config.amp), overwrite=bool(config.overwrite),
+        pixel_size=parse_pixel_size(config.pixel_size),
+        separate=None if config.separate is None else bool(config.separate), regularize=bool(config.regularize),
+        seed_threshold=None if config.seed_threshold is None else float(config.seed_threshold),
+    )
+    return RunOptions(tile=tile, overlap=overlap, batch_size=batch, progress=progress, **settings)
+
+
+def parse_pixel_size(value) -> str | float:
+    """``"auto"``, ``"native"`` or a positive size in metres, from a setting as given (None: auto)."""
+    if value is None:
+        return "auto"
+    if isinstance(value, str) and value.strip().lower() in ("auto", "native"):
+        return value.strip().lower()
+    try:
+        metres = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--pixel-size must be auto, native or a size in metres, not {value!r}") from None
+    if not metres > 0:
+        raise ConfigError(f"--pixel-size must be positive, not {value!r}")
+    return metres
+
+
+def separation_channels(info: CheckpointInfo, separate: bool | None) -> tuple[bool, tuple[str, ...], list[int]]:
+    """``(separate, names, indexes)``: whether to split touching buildings, and the model outputs to carry.
+
+    ``separate=None`` separates when the model has ``border`` and ``contact`` outputs. Those
+    channels are carried (stitched, written to ``--probs``, vectorised) only when separating;
+    a building-only model separates on its building probability alone (eroded seeds).
+    """
+    outputs = tuple(getattr(info.model, "outputs", ("building",)))
+    cuts = [n for n in ("border", "contact") if n in outputs]
+    if separate is None:
+        separate = len(cuts) == 2
+    names = ("building", *cuts) if separate else ("building",)
+    return bool(separate), names, [outputs.index(n) for n in names]
+
+
+def check_model(info: CheckpointInfo) -> None:
+    """The model's first output channel is the building logit (border/contact channels serve --separate)."""
+    outputs = getattr(info.model, "outputs", ("building",))
+    if not outputs or outputs[0] != "building":
+        raise CheckpointError(f"model's first output is {outputs[0] if outputs else None!r}, not 'building'", info.path)
+    if len(info.preprocessing.bands) != info.model.in_channels:
+        raise CheckpointError(
+            f"checkpoint reads {len(info.preprocessing.bands)} band(s) but its model takes {info.model.in_channels} channel(s)",
+            info.path,
+        )
+
+
+def _dtype_fits(raster_dtype: str, model_dtype: str) -> bool:
+    if raster_dtype == model_dtype:
+        return True
+    floats = {"float32", "float64"}
+    return raster_dtype in floats and model_dtype in floats
+
+
+def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path) -> None:
+    """Refuse a raster whose bands or data type the checkpoint cannot use (its CRS is checked on open)."""
+    prep = info.preprocessing
+    check_bands(src, prep.bands, os.fspath(path))
+    dtypes = {src.dtypes[b - 1] for b in prep.bands}
+    bad = [d for d in sorted(dtypes) if not _dtype_fits(d, prep.dtype)]
+    if bad:
+        raise InputError(
+            f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery "
+            f"(divided by {prep.scale:g}); convert it to {prep.dtype} first",
+            path,
+        )
+
+
+def target_pixel_size(setting, native_m: float, model_m: float | None,
+                      model_range: tuple[float, float] | None = None) -> float | None:
+    """The ground pixel size to predict at, or None for the raster's own pixels.
+
+    ``"auto"``: for a model trained across a pixel-size range, the raster's own pixels when
+    they lie inside the range (5% tolerance), else the nearer end of the range; for a model
+    trained at one pixel size, that size when the raster's differs from it by more than 20%.
+    ``"native"``: never resample; a number: that many metres.
+    """
+    if setting in (None, "native"):
+        return None
+    if setting == "auto":
+        if model_range:
+            lo, hi = model_range
+            if native_m < lo / 1.05:
+                return float(lo)
+            if native_m > hi * 1.05:
+                return float(hi)
+            return None
+        if model_m and abs(native_m / model_m - 1.0) > 0.2:
+            return float(model_m)
+        return None
+    value = float(setting)
+    return None if abs(native_m / value - 1.0) < 0.01 else value
+
+
+def vectorize_options(src, options: RunOptions, channels: tuple[str, ...] = ("building",),
+                      separate: bool = False) -> VectorizeOptions:
+    """Per-raster pixel settings: sieve, simplify, seed and reach sizes in pixels of this raster.
+
+    ``src`` is the raster as the model sees it (resampled, if it is): its ground pixel size
+    ``px`` (mean of x and y) converts areas (``/ px**2``, rounded) and lengths (``/ px``;
+    the reach rounded up, so the growth reaches at least ``reach_m``), each kept within the
+    bounds of :class:`~geounet.predict.settings.PolygonSettings` and
+    :class:`~geounet.predict.settings.SeparationSettings`.
+    """
+    px = pixel_size_m(src)
+    gx, gy = ground_pixel_xy(src.crs, src.transform, src.width, src.height)
+    plain = separate and len(channels) == 1  # building-only model: eroded seeds
+    seed_threshold = options.seed_threshold
+    if seed_threshold is None:
+        seed_threshold = options.plain_seed_threshold if plain else options.score_seed_threshold
+    return VectorizeOptions(
+        threshold=options.threshold, sieve_px=area_px(options.speck_m2, px, least=2, most=options.sieve_max_px),
+        simplify_px=options.simplify / px, min_area_m2=options.min_area, channels=tuple(channels), separate=separate,
+        seed_threshold=float(seed_threshold),
+        seed_min_px=area_px(options.seed_min_m2, px, least=1, most=options.seed_min_max_px) if separate else 0,
+        seed_erode_px=length_px(options.plain_erode_m, px, least=1) if plain else 0,
+        reach_px=length_px(options.reach_m, px, least=1, most=options.max_reach_px, up=True) if separate else 0,
+        regularize_m=options.regularize_m if options.regularize else 0.0, pixel_m=(gx, gy),
+    )

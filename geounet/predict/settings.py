@@ -1,0 +1,216 @@
+"""Every setting of ``geounet predict``, each defined once: a dataclass field with its default and its doc.
+
+One frozen dataclass per concern:
+
+* :class:`WindowSettings`: how a raster is cut into windows and column bands;
+* :class:`PolygonSettings`: probabilities to building polygons (threshold, sieve, simplify, area);
+* :class:`SeparationSettings`: splitting touching buildings (seeds and their growth);
+* :class:`ReadSettings`: reading the raster (pixel size, GDAL cache);
+* :class:`OutputSettings`: what is written and how;
+* :class:`InferenceSettings`: how the model runs.
+
+:class:`PredictConfig` (what a caller asks for: inputs, outputs, model, device and every
+concern's settings; ``None`` means "the default for this model or device") and
+:class:`RunOptions` (the same resolved for one run, see
+:func:`geounet.predict.resolve.resolve_options`) inherit all the concerns, so each field, its
+default and its doc exist once, and both keep their flat keyword arguments
+(``RunOptions(tile=512, overlap=128, batch_size=1, reach_m=2.5)``). The CLI reads its option
+defaults and help from these fields (:func:`setting_doc`), and the benchmarks tune with
+``dataclasses.replace(options, reach_m=...)``, not by patching module globals.
+
+Lengths and areas are in ground metres; :func:`geounet.predict.resolve.vectorize_options`
+converts them to pixels of each raster (with the helpers of :mod:`geounet.grid`). The values of
+the separation settings were tuned on two held-out areas (docs/separation.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch and the checkpoint types are not needed to read the settings (the CLI imports this)
+    import torch
+
+    from ..config import CheckpointInfo
+
+__all__ = [
+    "WindowSettings", "PolygonSettings", "SeparationSettings", "ReadSettings", "OutputSettings",
+    "InferenceSettings", "PredictConfig", "RunOptions", "default_tile_size", "default_overlap",
+    "default_batch_size", "setting_doc",
+]
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A dataclass field holding a setting's default and its documentation."""
+    return field(default=default, metadata={"doc": doc})
+
+
+def setting_doc(cls: type, name: str) -> str:
+    """The documentation of setting ``name`` of dataclass ``cls`` (also the CLI option's help)."""
+    return next(f for f in fields(cls) if f.name == name).metadata["doc"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowSettings:
+    """How a raster is cut into windows (the model's input) and column bands (the memory bound)."""
+
+    min_tile: int = setting(
+        512, "The default window side is at least this many pixels: less overlap overhead per pixel, "
+             "same speed per pixel (docs/benchmarks.md).")
+    band_width: int = setting(
+        6144, "Rasters wider than this many pixels go through in column bands at most this wide, so memory "
+              "does not grow with the width either (a 20,000 px raster then needs about what a 5,000 px one "
+              "does); windows reaching over a column-band border run for both bands: 57 window-columns "
+              "instead of 52 at 20,000 px.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolygonSettings:
+    """Probabilities to building polygons (see :mod:`geounet.vectorize`)."""
+
+    threshold: float = setting(0.5, "Probability at or above which a pixel is building.")
+    min_area: float = setting(2.0, "Drop buildings smaller than this many square metres (ground area).")
+    simplify: float = setting(0.2, "Simplify outlines with this tolerance in metres (0: keep pixel edges).")
+    regularize: bool = setting(False, "Square building outlines: dominant orientation, right-angled corners.")
+    regularize_m: float = setting(
+        0.5, "Tolerance of regularize in metres: outline detail smaller than this is squared away.")
+    speck_m2: float = setting(
+        1.0, "Regions (buildings or holes) smaller than this many square metres are sieved away before "
+             "polygonising.")
+    sieve_max_px: int = setting(
+        256, "The sieve's size in pixels is at most this (at least 2): a streamed sieve needs as many rows "
+             "of context.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeparationSettings:
+    """Splitting touching buildings (docs/separation.md).
+
+    Seeds are confident interiors, ``p_building * (1 - p_border) * (1 - p_contact) >=`` the
+    seed threshold, at least ``seed_min_m2`` large; they grow back over the building mask for
+    at most ``reach_m`` (a bounded reach keeps the streamed result exact). With a
+    building-only model, seeds are ``p_building >= plain_seed_threshold`` eroded by
+    ``plain_erode_m`` (the contact band a separation model would predict).
+    """
+
+    separate: bool | None = setting(
+        None, "Split touching buildings into one polygon each, on seeds from confident interiors "
+              "[default: on when the model has border and contact outputs].")
+    seed_threshold: float | None = setting(
+        None, "Seed threshold; None: score_seed_threshold, or plain_seed_threshold for a building-only model.")
+    score_seed_threshold: float = setting(
+        0.5, "Seeds of a model with border and contact outputs: p_building * (1 - p_border) * (1 - p_contact) "
+             "at or above this.")
+    plain_seed_threshold: float = setting(
+        0.95, "Seeds of a building-only model: p_building at or above this, eroded by plain_erode_m.")
+    plain_erode_m: float = setting(
+        0.45, "Erosion of a building-only model's seeds in metres (the contact band a separation model "
+              "would predict).")
+    seed_min_m2: float = setting(4.0, "Seeds smaller than this many square metres are dropped.")
+    reach_m: float = setting(
+        3.0, "Seeds grow back over the building mask for at most this many metres (a bounded reach keeps "
+             "the streamed result exact).")
+    seed_min_max_px: int = setting(
+        256, "The seed-size filter's size in pixels is at most this: like the sieve, it needs as many rows "
+             "of context.")
+    max_reach_px: int = setting(
+        100, "The reach in pixels is at most this: keeps the context of a column band (2 * reach) below "
+             "the 256 px column-band alignment.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadSettings:
+    """Reading the raster."""
+
+    pixel_size: str | float | None = setting(
+        "auto", "Resample on the fly to this ground pixel size; auto: the model's, when the raster's is "
+                "over 20% off.")
+    gdal_cache_mb: int = setting(64, "GDAL block cache in MB while predicting.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSettings:
+    """What is written, and how."""
+
+    wgs84: bool = setting(
+        False, "Write longitude/latitude (EPSG:4326, RFC 7946 GeoJSON) instead of the raster's CRS.")
+    overwrite: bool = setting(False, "Replace outputs that already exist.")
+    probs_block: int = setting(
+        256, "Block side in pixels of the --probs GeoTIFF; column-band borders fall on its multiples.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceSettings:
+    """How the model runs."""
+
+    amp: bool = setting(True, "Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
+
+
+@dataclass(frozen=True)
+class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSettings, OutputSettings,
+                    InferenceSettings):
+    """Everything ``geounet predict`` needs; ``None`` means "the default for this model/device".
+
+    Besides the fields below, every setting of the concerns it inherits (keyword only).
+    """
+
+    inputs: Sequence[str | os.PathLike] = field(metadata={"doc": "Input rasters."})
+    output: str | os.PathLike = field(
+        metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet); with several inputs, a folder."})
+    model_path: str | os.PathLike | None = setting(
+        None, "Checkpoint (.pt) to use; default: the model bundled with geounet.")
+    probs: str | os.PathLike | None = setting(
+        None, "Also write building probabilities (GeoTIFF, 0-255); a folder with several inputs.")
+    tile_size: int | None = setting(None, "Window side in pixels; a multiple of 2**depth.")
+    overlap: int | None = setting(
+        None, "Pixels shared by neighbouring windows, blended smoothly (default: tile size / 4).")
+    batch_size: int | None = setting(None, "Windows per batch.")
+    device: str = setting("auto", "Where the model runs; auto picks CUDA when available.")
+    fmt: str | None = setting(None, "File format when OUTPUT is a folder (default: geojson).")
+    tta: bool = setting(
+        False, "Test-time augmentation: average the 8 flips and 90-degree rotations (8x slower).")
+    progress: bool | None = setting(None, "Progress bars; default: when logging is not quiet.")
+
+    @classmethod
+    def from_cli(cls, **kw) -> "PredictConfig":
+        """Build from the ``geounet predict`` options (other keys are ignored; an empty --pixel-size is the default)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in kw.items() if k in names}
+        kw["inputs"] = tuple(kw["inputs"])
+        kw["pixel_size"] = kw.get("pixel_size") or cls.pixel_size
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class RunOptions(WindowSettings, PolygonSettings, SeparationSettings, ReadSettings, OutputSettings,
+                 InferenceSettings):
+    """Resolved settings for one raster: window size, overlap and batch size are given.
+
+    ``separate=None`` and ``seed_threshold=None`` still mean "the default for the model"
+    (see :func:`geounet.predict.resolve.separation_channels`).
+    """
+
+    tile: int = field(metadata={"doc": "Window side in pixels, a multiple of 2**depth."})
+    overlap: int = field(metadata={"doc": "Pixels shared by neighbouring windows, a multiple of 2**depth."})
+    batch_size: int = field(metadata={"doc": "Windows per batch."})
+    progress: bool = setting(False, "Show a progress bar.")
+
+
+def default_tile_size(info: CheckpointInfo, min_tile: int = WindowSettings.min_tile) -> int:
+    """``max(training tile, min_tile)`` rounded up to a multiple of ``2**depth`` (see docs/benchmarks.md)."""
+    m = info.model.multiple
+    t = max(int(info.preprocessing.tile_size), min_tile)
+    return int(math.ceil(t / m) * m)
+
+
+def default_overlap(tile: int, multiple: int = 1) -> int:
+    """A quarter of the window on the model's lattice: a 128 px cross-fade at 512 (see docs/benchmarks.md)."""
+    return (tile // 4) // multiple * multiple
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Windows per batch: 8 on CUDA (keeps the GPU busy), 1 on CPU (no faster per window in batches)."""
+    return 8 if device.type == "cuda" else 1
