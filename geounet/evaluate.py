@@ -27,6 +27,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
+from . import metrics
 from .errors import InputError
 from .labels import drop_contained, read_vector
 from .raster import open_raster, read_valid_mask
@@ -51,16 +52,15 @@ class PairResult:
 
     @property
     def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        return metrics.precision(self.tp, self.fp)
 
     @property
     def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        return metrics.recall(self.tp, self.fn)
 
     @property
     def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return metrics.f1(self.precision, self.recall)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -134,12 +134,9 @@ def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: 
 
 
 def pixel_scores(counts) -> dict[str, float]:
-    tp, fp, fn, _ = (float(c) for c in counts)
-    return {
-        "iou": tp / (tp + fp + fn) if tp + fp + fn else 0.0,
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / (tp + fn) if tp + fn else 0.0,
-    }
+    """Pixel IoU, precision and recall from ``[tp, fp, fn, tn]``."""
+    s = metrics.scores(counts)
+    return {k: s[k] for k in ("iou", "precision", "recall")}
 
 
 def _metric_crs(gdf: gpd.GeoDataFrame):

@@ -1,4 +1,5 @@
-"""Segmentation losses on logits with an ignore value (no-data and padding pixels count for nothing)."""
+"""Segmentation losses and pixel confusion counts on logits, with an ignore value (no-data and padding
+pixels count for nothing)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,18 @@ def segmentation_loss(name: str, weighted: bool = False):
         return total
 
     return loss
+
+
+def confusion(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Counts ``[tp, fp, fn, tn]`` (float64) of the building channel over valid pixels;
+    logits (N,C,H,W), target (N,C,H,W). Summed over batches and DDP ranks, then scored by
+    :func:`geounet.metrics.scores`."""
+    target = target[:, 0]
+    valid = target != IGNORE
+    pred = torch.sigmoid(logits[:, 0].float()) >= threshold
+    truth = target == 1
+    tp = (pred & truth & valid).sum()
+    fp = (pred & ~truth & valid).sum()
+    fn = (~pred & truth & valid).sum()
+    tn = (~pred & ~truth & valid).sum()
+    return torch.stack([tp, fp, fn, tn]).double()

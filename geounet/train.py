@@ -39,8 +39,8 @@ from .data import (
 from .device import autocast, channels_last, needs_grad_scaler, resolve_device
 from .errors import ConfigError, OutputExistsError
 from .log import logger, progress_enabled
-from .losses import segmentation_loss
-from .metrics import confusion, scores
+from .losses import confusion, segmentation_loss
+from .metrics import scores
 from .model import build_model
 from .plot import plot_curves
 from .targets import OUTPUTS_PLAIN, OUTPUTS_SEPARATION
