@@ -29,12 +29,10 @@ from shapely.geometry import box
 
 from . import metrics
 from .errors import InputError
-from .labels import drop_contained, read_vector
+from .labels import drop_contained, read_vector, require_polygons
 from .raster import open_raster, read_valid_mask
 
 log = logging.getLogger(__name__)
-
-_POLYGONAL = ("Polygon", "MultiPolygon")
 
 
 @dataclass
@@ -76,9 +74,7 @@ def read_footprints(path: str | os.PathLike, role: str) -> gpd.GeoDataFrame:
     if len(gdf) and gdf.crs is None:
         raise InputError(f"{role} footprints have no CRS", p)
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    other = sorted(set(gdf.geom_type) - set(_POLYGONAL))
-    if other:
-        raise InputError(f"{role} footprints must be polygons, found {', '.join(other)}", p)
+    require_polygons(gdf.geometry, f"{role} footprints", p)
     gdf = gdf[["geometry"]].copy()
     gdf["geometry"] = gdf.geometry.make_valid()
     return gdf.reset_index(drop=True)
