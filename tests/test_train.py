@@ -16,7 +16,10 @@ import geounet
 from geounet.checkpoint import read_checkpoint
 from geounet.cli import cli
 from geounet.config import Preprocessing
-from geounet.data import IGNORE, WindowDataset, build_samples, raster_sources, tile_sources
+from geounet.train.dataset import WindowDataset
+from geounet.train.samples import build_samples
+from geounet.train.sources import tile_sources, raster_sources
+from geounet.train.targets import IGNORE
 from geounet.raster import read_valid_mask
 
 from conftest import SHARED_DATA, make_scene, make_tiles, synthetic_scene, write_raster
@@ -109,7 +112,7 @@ def test_nodata_windows_are_skipped_and_ignored_in_targets(tmp_path):
     with rasterio.open(tif) as src:
         assert not read_valid_mask(src)[:, :128].any()
     # A window straddling the edge of the data: its no-data pixels are ignored by the loss.
-    from geounet.data import Sample
+    from geounet.train.samples import Sample
 
     ds = WindowDataset(s.sources, [Sample(0, (96, 0, 64, 64), (0, 0, 256, 256))], Preprocessing(tile_size=64), train=False)
     _, target = ds[0]
@@ -125,7 +128,7 @@ def test_pixel_size_resamples_and_plain_mask_option(scene, tmp_path):
     assert info.preprocessing.pixel_size_m == 0.4
     assert info.model.outputs == ("building",) and info.model.out_channels == 1
     sources = raster_sources([str(tif)], [str(labels)])
-    from geounet.data import set_pixel_size
+    from geounet.train.sources import set_pixel_size
 
     set_pixel_size(sources, 0.4)
     s = build_samples(sources, [], tile=64, block=64, val_fraction=0.0, seed=0)
@@ -173,7 +176,7 @@ def test_resume_without_a_run_is_an_error(tmp_path):
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint(scene, tmp_path, monkeypatch):
-    import geounet.train as tr
+    import geounet.train.loop as tr
 
     real = tr.segmentation_loss
     validated = {"n": 0}

@@ -11,7 +11,9 @@ from shapely.geometry import box
 import geounet
 from geounet.cli import cli
 from geounet.config import Preprocessing
-from geounet.data import WindowDataset, build_samples, place_weights, raster_sources, tile_sources
+from geounet.train.dataset import WindowDataset
+from geounet.train.samples import build_samples, place_weights
+from geounet.train.sources import tile_sources, raster_sources
 from geounet.predict import target_pixel_size
 
 from conftest import make_scene, synthetic_scene, write_raster

@@ -6,9 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .targets import WEIGHT_SCALE
-
-IGNORE = 255
+from .targets import IGNORE, WEIGHT_SCALE
 
 
 def _valid(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +50,7 @@ def segmentation_loss(name: str, weighted: bool = False):
     Channel 0 (building) has weight 1; auxiliary channels (border, contact) weight 0.5 each,
     enough to teach the gaps between buildings without trading away the building mask.
     With ``weighted`` the targets carry one more channel, the U-Net paper's pixel weights
-    (:func:`geounet.targets.weight_map`, as uint8 ``w * WEIGHT_SCALE``), applied to the
+    (:func:`geounet.train.targets.weight_map`, as uint8 ``w * WEIGHT_SCALE``), applied to the
     building channel's cross-entropy; Dice, a ratio over the whole batch, stays unweighted.
     """
     fn = LOSSES[name]
