@@ -318,6 +318,22 @@ def test_existing_output_needs_overwrite(scene, tmp_path):
     assert (out / "best.pt").exists()
 
 
+def test_overwrite_keeps_the_old_run_when_an_input_is_bad(scene, tmp_path):
+    """--overwrite deletes an old run's files only once the inputs have been read and checked: a typo
+    in a path fails in one line and leaves the old run's files as they were."""
+    tif, _ = scene
+    out = tmp_path / "run"
+    out.mkdir()
+    old = {name: os.urandom(256) for name in ("best.pt", "last.pt", "metrics.csv", "curves.png")}
+    for name, data in old.items():
+        (out / name).write_bytes(data)
+    res = run(train_args(tif, tmp_path / "typo.geojson", out, "--epochs", "1", "--overwrite"))
+    assert res.exit_code == 1, res.output
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "typo.geojson" in err and "not found" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+
+
 def test_version_and_help():
     assert run(["--version"]).output.strip().endswith(geounet.__version__)
     res = run(["train", "--help"])

@@ -80,7 +80,7 @@ class TrainConfig:
     seed: int = 0
     """Random seed: the same seed repeats the run."""
     overwrite: bool = False
-    """Replace the run files of an existing run folder."""
+    """Replace the run files of an existing run folder (only once the inputs have been read and checked)."""
 
     @classmethod
     def from_cli(cls, **kw: Any) -> "TrainConfig":

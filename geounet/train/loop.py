@@ -1,6 +1,10 @@
 """The training loop, read top to bottom: set-up, then epochs of training steps, validation and
 checkpoints. AdamW with a cosine schedule over the run's budget, mixed precision, best/last
 checkpoints, resume, Ctrl-C safety and DistributedDataParallel (:mod:`.ddp`).
+
+The set-up's order keeps an old run safe: options and the run folder are checked (nothing
+deleted), the inputs read and checked, the model built or resumed, and only then is the run
+folder prepared (:mod:`.rundir`), so a bad input never costs an ``--overwrite``'d run its files.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .config import DEFAULT_EPOCHS, TrainConfig, TrainResult, reference_pixel_si
 from .dataset import WindowDataset, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
 from .losses import confusion, segmentation_loss
-from .rundir import RunState, check_run_folder, clear_old_run, restore, resume_config, train_state, write_history
+from .rundir import RunState, check_run_folder, prepare_run_folder, restore, resume_config, train_state, write_history
 from .samples import SampleSet, load_samples, place_weights
 from .targets import OUTPUTS_PLAIN, OUTPUTS_SEPARATION
 
@@ -117,10 +121,9 @@ def _train(run: Run) -> TrainResult:
 
 
 def setup(cfg: TrainConfig, d: Dist) -> Run:
-    """Check the run folder and the options, load the data, build or resume the model."""
+    """Check, load, build, and only then prepare the run folder (see the module docstring)."""
     if d.main:
         check_run_folder(cfg)
-        clear_old_run(cfg)
     ckpt = None
     if cfg.resume:
         cfg, ckpt = resume_config(cfg)
@@ -139,7 +142,7 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     else:
         model, mcfg, prep = new_model(cfg, samples, bands)
     if d.main:
-        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        prepare_run_folder(cfg)
         logger.info(
             "training on %d windows, validating on %d (tile %d px, %.3f m/px, %d bands) on %s%s",
             len(samples.train), len(samples.val), cfg.tile_size, prep.pixel_size_m, len(bands), device,

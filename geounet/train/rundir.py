@@ -1,5 +1,12 @@
-"""The run folder: checked before anything is read, cleared under ``--overwrite``, and the one
-place that knows what last.pt carries to resume a run."""
+"""The run folder: checked before anything is read, prepared once the inputs are read and checked,
+and the one place that knows what last.pt carries to resume a run.
+
+The order is the point. :func:`check_run_folder` runs first and only looks: a folder holding
+another run without ``--overwrite``, or ``--resume`` without a last.pt, fails at once, before
+any data is read. :func:`prepare_run_folder` is the only step that deletes anything (an old
+run's files under ``--overwrite``); the loop calls it after the inputs have been loaded and
+checked, so ``--overwrite`` with a typo in a path fails and leaves the old run as it was.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ class RunState:
 
 
 def check_run_folder(cfg: TrainConfig) -> None:
-    """Refuse a run folder that cannot be used, before any data is read."""
+    """Refuse a run folder that cannot be used, before any data is read; deletes nothing."""
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         raise OutputExistsError("exists and is not a folder", out)
@@ -53,12 +60,14 @@ def check_run_folder(cfg: TrainConfig) -> None:
         raise OutputExistsError("folder is not writable", parent)
 
 
-def clear_old_run(cfg: TrainConfig) -> None:
-    """Under ``--overwrite`` (not ``--resume``) delete the old run's files."""
+def prepare_run_folder(cfg: TrainConfig) -> None:
+    """Create the run folder; under ``--overwrite`` (not ``--resume``) delete the old run's files.
+    Call only once the inputs have been read and checked."""
     out = Path(cfg.out_dir)
     if cfg.overwrite and not cfg.resume:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def resume_config(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
