@@ -18,7 +18,7 @@ from geounet.cli import cli
 from geounet.config import Preprocessing
 from geounet.train.dataset import WindowDataset
 from geounet.train.samples import build_samples
-from geounet.train.sources import tile_sources, raster_sources
+from geounet.train.sources import chip_sources, raster_sources
 from geounet.train.targets import IGNORE
 from geounet.raster import read_valid_mask
 
@@ -78,7 +78,7 @@ def test_train_on_paired_tiles(tmp_path):
     assert res.exit_code == 0, res.output
     assert len(rows(out)) == 1
     # Split by whole files: no tile is used for both training and validation.
-    sources = tile_sources(str(images), str(masks))
+    sources = chip_sources(str(images), str(masks))
     s = build_samples(sources, [], tile=64, block=256, val_fraction=0.2, seed=0)
     assert s.val and s.train
     assert not {x.source for x in s.train} & {x.source for x in s.val}

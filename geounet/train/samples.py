@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..raster import coarse_valid_mask
 from ..windows import block_grid, spatial_split, training_windows
 from .config import TrainConfig, reference_pixel_size
-from .sources import Source, check_consistent, tile_sources, raster_sources, set_pixel_size
+from .sources import Source, check_consistent, chip_sources, raster_sources, set_pixel_size
 
 MIN_BLOCKS = 5
 
@@ -51,7 +51,7 @@ def load_samples(cfg: TrainConfig) -> tuple[SampleSet, tuple[int, ...]]:
     train_sources = []
     if cfg.images is not None:
         chip_labels = cfg.labels[-1] if cfg.masks is None else None
-        train_sources += tile_sources(cfg.images, cfg.masks, chip_labels)
+        train_sources += chip_sources(cfg.images, cfg.masks, chip_labels)
     if cfg.rasters:
         train_sources += raster_sources(cfg.rasters, cfg.labels[: len(cfg.rasters)])
     val_sources = raster_sources(cfg.val_rasters, cfg.val_labels) if cfg.val_rasters else []

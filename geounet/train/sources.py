@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..labels import Labels, labels_for_raster, read_label_polygons, read_labels
 from ..raster import data_bands, open_raster, pixel_size_m
 
-TILE_SUFFIXES = (".tif", ".tiff")
+CHIP_SUFFIXES = (".tif", ".tiff")
 
 
 @dataclass
@@ -63,7 +63,7 @@ def raster_sources(rasters: list[str], labels: list[str]) -> list[Source]:
     return out
 
 
-def tile_sources(images_dir: str, masks_dir: str | None = None, labels: str | None = None) -> list[Source]:
+def chip_sources(images_dir: str, masks_dir: str | None = None, labels: str | None = None) -> list[Source]:
     """Every GeoTIFF in ``images_dir`` as a source, with the same-named mask in ``masks_dir``
     or the polygons of the vector file ``labels`` that fall on it.
 
@@ -80,7 +80,7 @@ def tile_sources(images_dir: str, masks_dir: str | None = None, labels: str | No
             raise InputError("folder not found" if not os.path.exists(d) else "not a folder", d)
     if (masks_dir is None) == (labels is None):
         raise InputError("give the image tiles either a masks folder or a labels file", images_dir)
-    images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in TILE_SUFFIXES)
+    images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in CHIP_SUFFIXES)
     if not images:
         raise InputError("no GeoTIFF tiles (.tif/.tiff) in folder", images_dir)
     if labels is not None:
@@ -89,7 +89,7 @@ def tile_sources(images_dir: str, masks_dir: str | None = None, labels: str | No
 
 
 def _chips_with_masks(images: list[Path], masks_dir: str) -> list[Source]:
-    masks = {p.stem: p for p in Path(masks_dir).iterdir() if p.suffix.lower() in TILE_SUFFIXES}
+    masks = {p.stem: p for p in Path(masks_dir).iterdir() if p.suffix.lower() in CHIP_SUFFIXES}
     missing = [p.name for p in images if p.stem not in masks]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
