@@ -334,6 +334,27 @@ def test_overwrite_keeps_the_old_run_when_an_input_is_bad(scene, tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == old
 
 
+def test_train_options_default_to_the_config_defaults():
+    """TrainConfig holds the one definition of each setting: every `geounet train` option with a
+    default has its field's default."""
+    from dataclasses import MISSING, fields
+
+    import click
+
+    from geounet.train import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    command = cli.commands["train"]
+    ctx = click.Context(command)
+    checked = []
+    for p in command.params:
+        default = p.get_default(ctx)
+        if p.name in defaults and default is not None and not p.multiple:
+            assert default == defaults[p.name], p.name
+            checked.append(p.name)
+    assert len(checked) >= 10, checked
+
+
 def test_version_and_help():
     assert run(["--version"]).output.strip().endswith(geounet.__version__)
     res = run(["train", "--help"])
