@@ -20,9 +20,14 @@ image file of an ``--images`` folder (the CLI's and the error messages' "image t
 is a square of a raster that the spatial split keeps whole (not a GeoTIFF's internal block);
 a *record* is one epoch's line of metrics.csv; a *place* is a raster, or a folder of chips.
 
-The label reading (:mod:`geounet.labels`) stays outside this package because evaluation reads
-vector files and drops contained duplicates with it; the precision / recall / IoU / F1 ratios
-live in :mod:`geounet.metrics`, shared with evaluation.
+Where this differs from the planned layout, and why: reading and checking the input files
+(:mod:`.sources`) is a module of its own, so :mod:`.samples` holds only the window arithmetic
+and the split; the normalisation statistics sit in :mod:`.dataset`, beside the reading and
+normalising they feed; the confusion counts sit with the losses, since both read logits against
+targets with ``IGNORE`` pixels. The label reading (:mod:`geounet.labels`) stays outside this
+package because evaluation reads vector files, checks polygons and drops contained duplicates
+with it; the precision / recall / IoU / F1 ratios live in :mod:`geounet.metrics`, shared with
+evaluation.
 """
 
 from __future__ import annotations
