@@ -1,5 +1,5 @@
 """Oracle probabilities for the separation study: what instance separation can do when the model's
-three channels are right. True footprints -> the training targets of geounet.targets (building,
+three channels are right. True footprints -> the training targets of geounet.train.targets (building,
 border, contact) -> Gaussian blur (sigma in pixels, a stand-in for a model's soft edges) -> a
 three-band --probs-like GeoTIFF, to be scored with benchmarks/separation_tune.py.
 
@@ -17,7 +17,7 @@ from rasterio.features import rasterize
 from scipy import ndimage
 
 from geounet.io.raster import pixel_size_m, read_valid_mask
-from geounet.targets import OUTPUTS_SEPARATION, derive_targets
+from geounet.train.targets import OUTPUTS_SEPARATION, derive_targets
 
 
 def main() -> None:

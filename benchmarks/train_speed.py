@@ -14,7 +14,7 @@ import torch
 
 from geounet.config import ModelConfig
 from geounet.device import autocast, channels_last, resolve_device
-from geounet.losses import segmentation_loss
+from geounet.train.losses import segmentation_loss
 from geounet.model import build_model
 
 

@@ -1,4 +1,4 @@
-"""Time the U-Net weight map (`geounet.targets.weight_map`) on real label windows, as the data loader
+"""Time the U-Net weight map (`geounet.train.targets.weight_map`) on real label windows, as the data loader
 computes it for `geounet train --weight-map`.
 
 Usage: python benchmarks/weight_map_speed.py RASTER LABELS [--size 320] [--n 50]
@@ -17,7 +17,7 @@ from rasterio.windows import transform as window_transform
 
 from geounet.labels import read_labels
 from geounet.io.raster import pixel_size_m
-from geounet.targets import weight_map
+from geounet.train.targets import weight_map
 
 
 def main() -> None:

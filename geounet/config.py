@@ -21,7 +21,7 @@ class ModelConfig:
     uses 64; 16 or 32 are practical on CPU); each of the ``depth`` down blocks doubles
     it. Inputs need sides that are multiples of ``2 ** depth``. ``outputs`` names the
     output channels: channel 0 is always the building probability; models trained for
-    instance separation add ``border`` and ``contact`` (see :mod:`geounet.targets`).
+    instance separation add ``border`` and ``contact`` (see :mod:`geounet.train.targets`).
     """
 
     in_channels: int = 3

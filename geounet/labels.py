@@ -16,7 +16,7 @@ from .errors import InputError, first_line
 
 log = logging.getLogger(__name__)
 
-_POLYGONAL = {"Polygon", "MultiPolygon"}
+POLYGONAL = frozenset({"Polygon", "MultiPolygon"})
 CONTAINED = 0.9
 
 
@@ -71,10 +71,6 @@ class Labels:
         state["_sindex"] = None
         return state
 
-    def rasterize(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
-        """Burn the polygons intersecting a window into a uint8 mask (1 = building)."""
-        return (self.rasterize_instances(transform, shape) > 0).astype(np.uint8)
-
     def rasterize_instances(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
         """Burn the polygons intersecting a window with one id each (int32, 0 = background).
 
@@ -124,11 +120,15 @@ def read_label_polygons(path: str | os.PathLike) -> gpd.GeoSeries:
         raise InputError("no geometries in the labels file", p)
     if gdf.crs is None:
         raise InputError("labels have no CRS (set one, e.g. ogr2ogr -a_srs)", p)
-    kinds = set(geoms.geom_type)
-    if not kinds <= _POLYGONAL:
-        other = sorted(kinds - _POLYGONAL)
-        raise InputError(f"labels must be polygons, found {', '.join(other)}", p)
+    require_polygons(geoms, "labels", p)
     return geoms
+
+
+def require_polygons(geoms: gpd.GeoSeries, what: str, path: str) -> None:
+    """Raise :class:`InputError` naming the other geometry types unless every geometry is a polygon."""
+    other = sorted(set(geoms.geom_type) - POLYGONAL)
+    if other:
+        raise InputError(f"{what} must be polygons, found {', '.join(other)}", path)
 
 
 def labels_for_raster(
@@ -143,7 +143,7 @@ def labels_for_raster(
     geoms = geoms.to_crs(raster_crs)
     # Invalid rings (self-intersections from hand digitising) would burn wrong pixels.
     geoms = geoms.make_valid()
-    geoms = geoms[geoms.geom_type.isin(_POLYGONAL | {"GeometryCollection"})]
+    geoms = geoms[geoms.geom_type.isin(POLYGONAL | {"GeometryCollection"})]
     frame = box(*raster_bounds)
     geoms = geoms[geoms.intersects(frame)]
     geoms, dropped = drop_contained(geoms)

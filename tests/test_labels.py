@@ -4,7 +4,7 @@ from affine import Affine
 from shapely.geometry import box
 
 from geounet.labels import drop_contained, read_labels
-from geounet.targets import OUTPUTS_SEPARATION, derive_targets
+from geounet.train.targets import OUTPUTS_SEPARATION, derive_targets
 
 UTM = "EPSG:32633"
 

@@ -1,7 +1,7 @@
 """Instance separation at prediction time: touching buildings split on seeds, exactly across blocks and bands.
 
 Probabilities are generated: building instances -> the training targets of
-geounet.targets (building, border, contact) -> blurred, noisy probabilities; the
+geounet.train.targets (building, border, contact) -> blurred, noisy probabilities; the
 vectoriser gets them directly, and the CLI gets them as raster bands through a real
 U-Net whose weights pass its input bands straight to its outputs.
 """
@@ -27,7 +27,7 @@ from geounet.cli import cli
 from geounet.config import ModelConfig, Preprocessing
 from geounet.model import build_model
 from geounet.predict.stitch import StripStitcher
-from geounet.targets import derive_targets
+from geounet.train.targets import derive_targets
 from geounet.vectorize import StripVectorizer, VectorizeOptions
 
 from helpers_predict import feed_strips, save_unet, write_raster

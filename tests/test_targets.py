@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geounet.targets import OUTPUTS_SEPARATION, derive_targets, instances_from_mask, radius_px
+from geounet.train.targets import OUTPUTS_SEPARATION, derive_targets, instances_from_mask, radius_px
 
 
 def two_touching():
@@ -43,7 +43,7 @@ def test_instances_from_mask_tiles():
 
 
 def test_weight_map_stresses_the_gap_between_neighbours_only():
-    from geounet.targets import WEIGHT_W0, weight_map
+    from geounet.train.targets import WEIGHT_W0, weight_map
 
     w = weight_map(two_touching(), 0.14)  # sigma 0.7 m = 5 px
     assert w.dtype == np.float32 and w.min() == 1.0
@@ -58,7 +58,7 @@ def test_weight_map_stresses_the_gap_between_neighbours_only():
 
 
 def test_weight_map_band_is_held_in_metres():
-    from geounet.targets import weight_map
+    from geounet.train.targets import weight_map
 
     inst = np.zeros((60, 120), np.int32)
     inst[10:50, 10:55] = 1
@@ -71,8 +71,8 @@ def test_weight_map_band_is_held_in_metres():
 def test_weighted_loss_counts_errors_in_the_gap_more():
     import torch
 
-    from geounet.losses import segmentation_loss
-    from geounet.targets import encode_weights, weight_map
+    from geounet.train.losses import segmentation_loss
+    from geounet.train.targets import encode_weights, weight_map
 
     inst = two_touching()
     target = np.stack([(inst > 0).astype(np.uint8), encode_weights(weight_map(inst, 0.14))])[None]

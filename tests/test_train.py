@@ -16,7 +16,10 @@ import geounet
 from geounet.model.checkpoint import read_checkpoint
 from geounet.cli import cli
 from geounet.config import Preprocessing
-from geounet.data import IGNORE, WindowDataset, build_samples, raster_sources, tile_sources
+from geounet.train.dataset import WindowDataset
+from geounet.train.samples import build_samples
+from geounet.train.sources import chip_sources, raster_sources
+from geounet.train.targets import IGNORE
 from geounet.io.raster import read_valid_mask
 
 from conftest import SHARED_DATA, make_scene, make_tiles, synthetic_scene, write_raster
@@ -75,7 +78,7 @@ def test_train_on_paired_tiles(tmp_path):
     assert res.exit_code == 0, res.output
     assert len(rows(out)) == 1
     # Split by whole files: no tile is used for both training and validation.
-    sources = tile_sources(str(images), str(masks))
+    sources = chip_sources(str(images), str(masks))
     s = build_samples(sources, [], tile=64, block=256, val_fraction=0.2, seed=0)
     assert s.val and s.train
     assert not {x.source for x in s.train} & {x.source for x in s.val}
@@ -109,7 +112,7 @@ def test_nodata_windows_are_skipped_and_ignored_in_targets(tmp_path):
     with rasterio.open(tif) as src:
         assert not read_valid_mask(src)[:, :128].any()
     # A window straddling the edge of the data: its no-data pixels are ignored by the loss.
-    from geounet.data import Sample
+    from geounet.train.samples import Sample
 
     ds = WindowDataset(s.sources, [Sample(0, (96, 0, 64, 64), (0, 0, 256, 256))], Preprocessing(tile_size=64), train=False)
     _, target = ds[0]
@@ -125,7 +128,7 @@ def test_pixel_size_resamples_and_plain_mask_option(scene, tmp_path):
     assert info.preprocessing.pixel_size_m == 0.4
     assert info.model.outputs == ("building",) and info.model.out_channels == 1
     sources = raster_sources([str(tif)], [str(labels)])
-    from geounet.data import set_pixel_size
+    from geounet.train.sources import set_pixel_size
 
     set_pixel_size(sources, 0.4)
     s = build_samples(sources, [], tile=64, block=64, val_fraction=0.0, seed=0)
@@ -173,7 +176,7 @@ def test_resume_without_a_run_is_an_error(tmp_path):
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint(scene, tmp_path, monkeypatch):
-    import geounet.train as tr
+    import geounet.train.loop as tr
 
     real = tr.segmentation_loss
     validated = {"n": 0}
@@ -313,6 +316,43 @@ def test_existing_output_needs_overwrite(scene, tmp_path):
     res = run(train_args(tif, labels, out, "--epochs", "1", "--overwrite"))
     assert res.exit_code == 0, res.output
     assert (out / "best.pt").exists()
+
+
+def test_overwrite_keeps_the_old_run_when_an_input_is_bad(scene, tmp_path):
+    """--overwrite deletes an old run's files only once the inputs have been read and checked: a typo
+    in a path fails in one line and leaves the old run's files as they were."""
+    tif, _ = scene
+    out = tmp_path / "run"
+    out.mkdir()
+    old = {name: os.urandom(256) for name in ("best.pt", "last.pt", "metrics.csv", "curves.png")}
+    for name, data in old.items():
+        (out / name).write_bytes(data)
+    res = run(train_args(tif, tmp_path / "typo.geojson", out, "--epochs", "1", "--overwrite"))
+    assert res.exit_code == 1, res.output
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "typo.geojson" in err and "not found" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == old
+
+
+def test_train_options_default_to_the_config_defaults():
+    """TrainConfig holds the one definition of each setting: every `geounet train` option with a
+    default has its field's default."""
+    from dataclasses import MISSING, fields
+
+    import click
+
+    from geounet.train import TrainConfig
+
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    command = cli.commands["train"]
+    ctx = click.Context(command)
+    checked = []
+    for p in command.params:
+        default = p.get_default(ctx)
+        if p.name in defaults and default is not None and not p.multiple:
+            assert default == defaults[p.name], p.name
+            checked.append(p.name)
+    assert len(checked) >= 10, checked
 
 
 def test_version_and_help():

@@ -11,7 +11,9 @@ from shapely.geometry import box
 import geounet
 from geounet.cli import cli
 from geounet.config import Preprocessing
-from geounet.data import WindowDataset, build_samples, place_weights, raster_sources, tile_sources
+from geounet.train.dataset import WindowDataset
+from geounet.train.samples import build_samples, place_weights
+from geounet.train.sources import chip_sources, raster_sources
 from geounet.predict import target_pixel_size
 
 from conftest import make_scene, synthetic_scene, write_raster
@@ -37,7 +39,7 @@ def make_chips(tmp_path, size=96, res=0.2):
 
 def test_chips_with_one_vector_file_label_both_chips(tmp_path):
     folder, labels = make_chips(tmp_path)
-    sources = tile_sources(str(folder), labels=str(labels))
+    sources = chip_sources(str(folder), labels=str(labels))
     assert [len(s.labels) for s in sources] == [2, 1]
     for s in sources:
         with rasterio.open(s.image) as src:

@@ -19,7 +19,7 @@ def evaluate(files: tuple[str, ...], rasters: tuple[str, ...], iou: float, keep_
              as_json: bool) -> None:
     """Score footprints: PRED TRUTH [PRED TRUTH ...] (object F1 at --iou, pixel scores with --raster)."""
     from ..evaluate import evaluate as run_evaluation
-    from ..report import evaluation_json, evaluation_table
+    from ..evaluate.report import evaluation_json, evaluation_table
 
     if len(files) % 2:
         raise click.UsageError("give PRED TRUTH pairs: an even number of files")

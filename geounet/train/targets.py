@@ -1,6 +1,7 @@
 """Training targets that carry the gaps between buildings (the SpaceNet-4 winners' approach).
 
-From a raster of building instances (one id per footprint) three channels are derived:
+From a raster of building instances (one id per footprint) three channels are derived, each
+pixel 1 (yes), 0 (no) or ``IGNORE`` (no-data: counts for nothing in the loss and the scores):
 
 * ``building``: any building pixel;
 * ``border``: building pixels within ``border_m`` metres of another label (background or
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+IGNORE = 255  # target value of pixels that count for nothing: no-data, padding, augmentation fill
 OUTPUTS_PLAIN = ("building",)
 OUTPUTS_SEPARATION = ("building", "border", "contact")
 BORDER_M = 0.3

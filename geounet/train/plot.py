@@ -6,22 +6,23 @@ import os
 from pathlib import Path
 
 
-def plot_curves(rows: list[dict], path: str | os.PathLike) -> None:
-    """Loss (train, validation) and validation IoU/F1 per epoch, written atomically to ``path``."""
+def plot_curves(history: list[dict], path: str | os.PathLike) -> None:
+    """Loss (train, validation) and validation IoU/F1 per epoch of ``history`` (one record an epoch, as in
+    metrics.csv), written atomically to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [r["epoch"] for r in rows]
+    epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [r["train_loss"] for r in rows], label="train")
-    ax1.plot(epochs, [r["val_loss"] for r in rows], label="validation")
+    ax1.plot(epochs, [r["train_loss"] for r in history], label="train")
+    ax1.plot(epochs, [r["val_loss"] for r in history], label="validation")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend()
     for key in ("val_iou", "val_f1", "val_precision", "val_recall"):
-        ax2.plot(epochs, [r[key] for r in rows], label=key[4:])
+        ax2.plot(epochs, [r[key] for r in history], label=key[4:])
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation (pixels)")
     ax2.set_ylim(0, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .evaluate import PairResult
+from .pairs import PairResult
 
 
 def evaluation_table(results: list[PairResult], pooled: PairResult) -> str:

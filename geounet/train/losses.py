@@ -1,13 +1,12 @@
-"""Segmentation losses on logits with an ignore value (no-data and padding pixels count for nothing)."""
+"""Segmentation losses and pixel confusion counts on logits, with an ignore value (no-data and padding
+pixels count for nothing)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .targets import WEIGHT_SCALE
-
-IGNORE = 255
+from .targets import IGNORE, WEIGHT_SCALE
 
 
 def _valid(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +50,7 @@ def segmentation_loss(name: str, weighted: bool = False):
     Channel 0 (building) has weight 1; auxiliary channels (border, contact) weight 0.5 each,
     enough to teach the gaps between buildings without trading away the building mask.
     With ``weighted`` the targets carry one more channel, the U-Net paper's pixel weights
-    (:func:`geounet.targets.weight_map`, as uint8 ``w * WEIGHT_SCALE``), applied to the
+    (:func:`geounet.train.targets.weight_map`, as uint8 ``w * WEIGHT_SCALE``), applied to the
     building channel's cross-entropy; Dice, a ratio over the whole batch, stays unweighted.
     """
     fn = LOSSES[name]
@@ -67,3 +66,18 @@ def segmentation_loss(name: str, weighted: bool = False):
         return total
 
     return loss
+
+
+def confusion(logits: torch.Tensor, target: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Counts ``[tp, fp, fn, tn]`` (float64) of the building channel over valid pixels;
+    logits (N,C,H,W), target (N,C,H,W). Summed over batches and DDP ranks, then scored by
+    :func:`geounet.metrics.scores`."""
+    target = target[:, 0]
+    valid = target != IGNORE
+    pred = torch.sigmoid(logits[:, 0].float()) >= threshold
+    truth = target == 1
+    tp = (pred & truth & valid).sum()
+    fp = (pred & ~truth & valid).sum()
+    fn = (~pred & truth & valid).sum()
+    tn = (~pred & ~truth & valid).sum()
+    return torch.stack([tp, fp, fn, tn]).double()

@@ -1,0 +1,45 @@
+"""Pixel level: predicted and true footprints rasterized on a raster's grid, strip by strip,
+compared inside the raster's valid area only."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+from shapely.geometry import box
+
+from .. import metrics
+from ..io.raster import open_raster, read_valid_mask
+
+
+def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: int = 2048) -> np.ndarray:
+    """``[tp, fp, fn, tn]`` of building pixels on ``raster``'s grid, inside its valid area, strip by strip."""
+    counts = np.zeros(4, dtype=np.float64)
+    with open_raster(raster) as src:
+        pred = pred.to_crs(src.crs)
+        truth = truth.to_crs(src.crs)
+        for r in range(0, src.height, strip):
+            win = Window(0, r, src.width, min(strip, src.height - r))
+            shape = (int(win.height), int(win.width))
+            tr = window_transform(win, src.transform)
+            frame = box(*window_bounds(win, src.transform))
+            masks = []
+            for geoms in (pred, truth):
+                sel = geoms[geoms.intersects(frame)]
+                masks.append(
+                    rasterize(((g, 1) for g in sel), out_shape=shape, transform=tr, dtype="uint8").astype(bool)
+                    if len(sel) else np.zeros(shape, bool)
+                )
+            p, t = masks
+            valid = read_valid_mask(src, win)
+            counts += [(p & t & valid).sum(), (p & ~t & valid).sum(), (~p & t & valid).sum(), (~p & ~t & valid).sum()]
+    return counts
+
+
+def pixel_scores(counts) -> dict[str, float]:
+    """Pixel IoU, precision and recall from ``[tp, fp, fn, tn]``."""
+    s = metrics.scores(counts)
+    return {k: s[k] for k in ("iou", "precision", "recall")}
