@@ -47,3 +47,24 @@ def test_labels_of_a_rotated_raster_window_are_found():
     labels = Labels(gpd.GeoSeries([Polygon(corners)]), "l.geojson")
     inst = labels.rasterize_instances(t, (32, 32))
     assert (inst > 0).sum() > 50
+
+
+def test_same_seed_repeats_the_run_without_loader_workers(tmp_path):
+    """With --workers 0 the augmentation pipeline was never seeded (only DataLoader workers seeded
+    it), so two runs with the same --seed differed."""
+    import torch
+
+    from geounet.model.checkpoint import read_checkpoint
+
+    from conftest import make_scene
+
+    tif, labels = make_scene(tmp_path, "s", size=192)
+    states = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        res = CliRunner().invoke(cli, ["train", "--raster", str(tif), "--labels", str(labels), "--out", str(out),
+                                       "--width", "4", "--depth", "2", "--tile-size", "64", "--batch-size", "4",
+                                       "--workers", "0", "--epochs", "1", "--seed", "3"])
+        assert res.exit_code == 0, res.output
+        states.append(read_checkpoint(out / "last.pt")["state_dict"])
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

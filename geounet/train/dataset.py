@@ -129,6 +129,7 @@ class WindowDataset(torch.utils.data.Dataset):
         train: bool,
         outputs: tuple[str, ...] = ("building",),
         weights: bool = False,
+        seed: int = 0,
     ):
         self.sources = sources
         self.samples = samples
@@ -141,6 +142,14 @@ class WindowDataset(torch.utils.data.Dataset):
         self._mean = np.asarray(prep.mean, dtype=np.float32)
         self._std = np.asarray(prep.std, dtype=np.float32)
         self._handles: dict[str, rasterio.io.DatasetReader] = {}
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Seed this dataset's own randomness (the pixel-size draw and the augmentation), so a run
+        repeats with its --seed, with DataLoader workers (each reseeded by :func:`worker_init`) or
+        without, and the process's global random state is left alone."""
+        self._rng = np.random.default_rng(seed)
+        self.transform.set_random_seed(seed)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -185,7 +194,7 @@ class WindowDataset(torch.utils.data.Dataset):
         """
         if self.train and self.prep.pixel_size_range_m is not None:
             lo, hi = self.prep.pixel_size_range_m
-            metres = math.exp(np.random.uniform(math.log(lo), math.log(hi)))
+            metres = math.exp(self._rng.uniform(math.log(lo), math.log(hi)))
             return metres / source.pixel_size_m, metres
         return source.factor, self.prep.pixel_size_m
 
@@ -230,7 +239,7 @@ def worker_init(worker_id: int) -> None:
     random.seed(seed)
     info = torch.utils.data.get_worker_info()
     if info is not None:
-        info.dataset.transform.set_random_seed(seed)
+        info.dataset.reseed(seed)
 
 
 def make_loader(ds: WindowDataset, cfg: TrainConfig, d: Dist, train: bool, device: torch.device, seed: int,

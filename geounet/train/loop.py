@@ -162,7 +162,7 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     net = wrap(model, device, d)
 
     train_ds = WindowDataset(samples.sources, samples.train, prep, train=True, outputs=mcfg.outputs,
-                             weights=cfg.weight_map)
+                             weights=cfg.weight_map, seed=cfg.seed + state.epoch + d.rank)
     val_ds = WindowDataset(samples.sources, samples.val[d.rank :: d.world], prep, train=False,
                            outputs=mcfg.outputs, weights=cfg.weight_map)
     train_dl = make_loader(train_ds, cfg, d, True, device, cfg.seed + state.epoch, weights=place_weights(samples))
