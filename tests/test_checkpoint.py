@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,3 +82,16 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "nope.pt")
+
+
+def test_bundled_models_by_name(tmp_path, monkeypatch):
+    from geounet.model.checkpoint import bundled_models, load_model, model_path
+
+    assert {"default", "multiscale"} <= set(bundled_models())
+    _, info = load_model("multiscale")
+    assert info.preprocessing.pixel_size_range_m == (0.2, 0.5)  # trained across drone to satellite pixels
+    assert model_path("multiscale").name == "multiscale.pt"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "multiscale").write_bytes(b"not a model")  # a file of that name here wins
+    assert model_path("multiscale") == Path("multiscale")
+    assert model_path("nonexistent-name") == Path("nonexistent-name")

@@ -68,3 +68,16 @@ def test_same_seed_repeats_the_run_without_loader_workers(tmp_path):
         assert res.exit_code == 0, res.output
         states.append(read_checkpoint(out / "last.pt")["state_dict"])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_evaluate_pixels_on_a_rotated_raster(tmp_path):
+    """evaluate's strip frames came from rasterio's window bounds, which on a rotated grid have no
+    width: every footprint was missed and pixel IoU read 0."""
+    from geounet.evaluate.pixels import pixel_counts
+
+    t = Affine.translation(500000, 4000000) * Affine.rotation(30) * Affine.scale(0.5, -0.5)
+    tif = write_raster(tmp_path / "rot.tif", np.full((3, 64, 64), 90, np.uint8), transform=t)
+    square = Polygon([t * c for c in ((2, 2), (14, 2), (14, 14), (2, 14))])  # outside the two-corner box
+    g = gpd.GeoSeries([square], crs="EPSG:32633")
+    tp, fp, fn, tn = pixel_counts(g, g, str(tif))
+    assert tp > 100 and fp == 0 and fn == 0

@@ -143,7 +143,7 @@ def test_real_model_on_real_imagery_is_shift_invariant(tmp_path, dy, dx):
         crs = src.crs
     a = write_raster(tmp_path / "a.tif", img, crs=crs, transform=t, block=256)
     b = write_raster(tmp_path / "b.tif", img[:, dy:, dx:], crs=crs, transform=t @ t.translation(dx, dy), block=256)
-    o = RunOptions(tile=512, overlap=128, batch_size=1)
+    o = RunOptions(tile=512, overlap=128, batch_size=1, pixel_size="native")  # the lattice, not resampling
     predict_raster(net, info, a, tmp_path / "a.geojson", o, probs=tmp_path / "pa.tif")
     predict_raster(net, info, b, tmp_path / "b.geojson", o, probs=tmp_path / "pb.tif")
     m = 48  # away from b's cut borders, where it lacks the context a has

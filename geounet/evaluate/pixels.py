@@ -7,7 +7,6 @@ import geopandas as gpd
 import numpy as np
 from rasterio.features import rasterize
 from rasterio.windows import Window
-from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
@@ -25,7 +24,9 @@ def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: 
             win = Window(0, r, src.width, min(strip, src.height - r))
             shape = (int(win.height), int(win.width))
             tr = window_transform(win, src.transform)
-            frame = box(*window_bounds(win, src.transform))
+            # Four corners: rasterio's window bounds take two, which on a rotated grid span no area.
+            xs, ys = zip(*(tr * c for c in ((0, 0), (shape[1], 0), (0, shape[0]), (shape[1], shape[0]))))
+            frame = box(min(xs), min(ys), max(xs), max(ys))
             masks = []
             for geoms in (pred, truth):
                 sel = geoms[geoms.intersects(frame)]

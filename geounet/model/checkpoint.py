@@ -30,6 +30,23 @@ def default_model_path() -> Path:
     return Path(str(resources.files("geounet") / "models" / DEFAULT_MODEL))
 
 
+def bundled_models() -> list[str]:
+    """Names of the models shipped inside the package (``default``, ``multiscale``, ...)."""
+    return sorted(p.name[:-3] for p in resources.files("geounet").joinpath("models").iterdir() if p.name.endswith(".pt"))
+
+
+def model_path(name_or_path: str | os.PathLike | None) -> Path:
+    """The checkpoint file for ``--model``: None is the default model, a bare name of a bundled
+    model (``multiscale``) is that model, anything else a path. A file of that name in the working
+    folder wins over a bundled model of the same name."""
+    if name_or_path is None:
+        return default_model_path()
+    p = Path(name_or_path)
+    if not p.exists() and str(name_or_path) in bundled_models():
+        return Path(str(resources.files("geounet") / "models" / f"{name_or_path}.pt"))
+    return p
+
+
 def checkpoint_dict(
     model: torch.nn.Module,
     model_config: ModelConfig,
@@ -69,7 +86,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> None:
 
 def read_checkpoint(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Read and validate a checkpoint dict (the bundled default model when ``path`` is None)."""
-    path = Path(path) if path is not None else default_model_path()
+    path = model_path(path)
     if not path.exists():
         raise CheckpointError("checkpoint not found", path)
     if path.is_dir():
@@ -121,7 +138,8 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike | None =
 
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[UNet, CheckpointInfo]:
-    """Load a checkpoint (default: the bundled model) and return ``(model in eval mode, info)``."""
-    resolved = Path(path) if path is not None else default_model_path()
+    """Load a checkpoint (default: the bundled model; a bare name: that bundled model, see
+    :func:`model_path`) and return ``(model in eval mode, info)``."""
+    resolved = model_path(path)
     model, info = model_from_checkpoint(read_checkpoint(resolved), resolved)
     return model.to(device).eval(), info

@@ -161,7 +161,8 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
     output: str | os.PathLike = field(
         metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet); with several inputs, a folder."})
     model_path: str | os.PathLike | None = setting(
-        None, "Checkpoint (.pt) to use; default: the model bundled with geounet.")
+        None, "Checkpoint (.pt) to use, or the name of a bundled model (multiscale); default: the "
+              "default model bundled with geounet.")
     probs: str | os.PathLike | None = setting(
         None, "Also write building probabilities (GeoTIFF, 0-255); a folder with several inputs.")
     tile_size: int | None = setting(None, "Window side in pixels; a multiple of 2**depth.")
