@@ -47,20 +47,6 @@ def axis_offsets(length: int, size: int, stride: int) -> list[int]:
     return offsets
 
 
-def sliding_windows(height: int, width: int, size: int, overlap: int) -> list[Window]:
-    """Overlapping ``size`` x ``size`` windows covering a ``height`` x ``width`` raster.
-
-    Windows step by ``size - overlap`` (see :func:`axis_offsets`), row-major order. On
-    rasters smaller than ``size`` a window is clipped to the raster.
-    """
-    if not 0 <= overlap < size:
-        raise ValueError(f"overlap must be in [0, {size}), got {overlap}")
-    stride = size - overlap
-    rows = axis_offsets(height, size, stride)
-    cols = axis_offsets(width, size, stride)
-    return [Window(c, r, min(size, width - c), min(size, height - r)) for r in rows for c in cols]
-
-
 def block_grid(height: int, width: int, block: int) -> list[Window]:
     """Non-overlapping ``block`` x ``block`` windows tiling the raster (edge blocks are clipped)."""
     return [

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from geounet.grid import axis_offsets, block_grid, sliding_windows, spatial_split, training_windows
+from geounet.grid import axis_offsets, block_grid, spatial_split, training_windows
 
 
 @pytest.mark.parametrize("length", [1, 63, 64, 65, 100, 256, 257, 1000, 1023])
@@ -24,16 +24,6 @@ def test_axis_offsets_cover_every_pixel_and_end_flush(length, size, stride):
 def test_stride_larger_than_size_is_refused():
     with pytest.raises(ValueError):
         axis_offsets(100, 10, 11)
-
-
-def test_sliding_windows_cover_raster_and_stay_inside():
-    wins = sliding_windows(300, 500, 128, 32)
-    cover = np.zeros((300, 500), int)
-    for w in wins:
-        assert w.col_off + w.width <= 500 and w.row_off + w.height <= 300
-        assert (w.width, w.height) == (128, 128)
-        cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
-    assert cover.min() >= 1
 
 
 def test_block_grid_tiles_without_overlap():
