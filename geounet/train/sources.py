@@ -8,6 +8,7 @@ read window by window later, by :class:`geounet.train.dataset.WindowDataset`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,11 +38,13 @@ class Source:
     place: str = ""  # what the split and the sampler balance over: the raster, or the chips' folder
 
 
-def _describe(path: str) -> Source:
+def _describe(path: str, labels_for: Callable[[rasterio.io.DatasetReader], Labels] | None = None) -> Source:
+    """The file as a source; ``labels_for(src)`` gives its labels from the same open handle."""
     with open_raster(path) as src:
         return Source(
             image=path,
             place=path,
+            labels=labels_for(src) if labels_for is not None else None,
             height=src.height,
             width=src.width,
             count=len(data_bands(src)),
@@ -56,10 +59,7 @@ def raster_sources(rasters: list[str], labels: list[str]) -> list[Source]:
         raise InputError(f"{len(rasters)} --raster but {len(labels)} --labels: give one labels file per raster")
     out = []
     for r, l in zip(rasters, labels):
-        source = _describe(r)
-        with open_raster(r) as src:
-            source.labels = read_labels(l, src.crs, src.bounds, raster_path=r)
-        out.append(source)
+        out.append(_describe(r, lambda src, l=l, r=r: read_labels(l, src.crs, src.bounds, raster_path=r)))
     return out
 
 
@@ -114,10 +114,9 @@ def _chips_with_labels(images: list[Path], labels: str) -> list[Source]:
     polygons = read_label_polygons(labels)
     out = []
     for img in images:
-        source = _describe(str(img))
+        source = _describe(str(img), lambda src, img=img: labels_for_raster(
+            polygons, labels, src.crs, src.bounds, str(img), required=False))
         source.whole, source.place = True, str(img.parent)
-        with open_raster(str(img)) as src:
-            source.labels = labels_for_raster(polygons, labels, src.crs, src.bounds, str(img), required=False)
         out.append(source)
     if not any(len(s.labels) for s in out):
         raise InputError(f"no label polygon overlaps any image tile of {images[0].parent}", labels)
