@@ -40,6 +40,7 @@ from ..model.tta import DihedralTTA
 from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
+from .adapt import adapted
 from .plan import RasterJob, plan_jobs
 from .resolve import (check_model, check_raster, resolve_options, separation_channels, target_pixel_size,
                       vectorize_options)
@@ -175,6 +176,8 @@ def predict_raster(
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
+            if options.adapt:
+                model = adapted(model, src, info, options, device)
             result = _Run(model, info, src, layout, options, device, input_path, output, probs).run()
     result.seconds = time.perf_counter() - t_start
     return result
