@@ -12,7 +12,7 @@ from geounet.model.checkpoint import read_checkpoint
 
 from conftest import make_scene
 
-SMALL = ["--tile-size", "64", "--batch-size", "4", "--workers", "0"]
+SMALL = ["--tile-size", "64", "--batch-size", "4", "--workers", "0", "--epoch-windows", "1"]
 
 
 def run(args):
@@ -109,3 +109,27 @@ def test_init_from_the_bundled_default_model(base, tmp_path):
     assert info.model == default.model and info.preprocessing.mean == default.preprocessing.mean
     assert info.preprocessing.pixel_size_m == pytest.approx(default.preprocessing.pixel_size_m)
     assert info.init["from"] == "default"
+
+
+def test_small_training_sets_fill_an_epoch_with_repeated_windows(tmp_path):
+    """--epoch-windows: 16 windows drawn 4 times each in an epoch of 64 (each pass a permutation)."""
+    from collections import Counter
+
+    from geounet.train.config import TrainConfig
+    from geounet.train.dataset import make_loader
+    from geounet.train.ddp import Dist
+
+    class Windows(torch.utils.data.Dataset):
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, i):
+            return torch.tensor(i)
+
+    cfg = TrainConfig(out_dir=str(tmp_path), batch_size=4, workers=0, epoch_windows=64)
+    seen = [int(i) for b in make_loader(Windows(), cfg, Dist(), True, torch.device("cpu"), 0) for i in b]
+    assert len(seen) == 64 and set(Counter(seen).values()) == {4}
+    assert all(sorted(seen[k:k + 16]) == list(range(16)) for k in range(0, 64, 16))
+    cfg.epoch_windows = 8  # fewer than the windows: each window once
+    seen = [int(i) for b in make_loader(Windows(), cfg, Dist(), True, torch.device("cpu"), 0) for i in b]
+    assert sorted(seen) == list(range(16))

@@ -21,6 +21,8 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--depth", type=click.IntRange(1, 8), default=None, help="Number of down blocks  [default: 4; with --init: the model's].")
 @tile_size_opt
 @batch_size_opt
+@click.option("--epoch-windows", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Least training windows an epoch draws (small training sets repeat theirs, each draw augmented anew).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs of the run  [default: 50; on --resume: the run's own].")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Wall-clock budget of the whole run.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (AdamW, cosine decay)  [default: 2e-3; with --init: 5e-4].")

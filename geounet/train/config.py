@@ -52,6 +52,11 @@ class TrainConfig:
     """Side of the squares the spatial split holds out whole (default: 4 tile sizes, see :attr:`block`)."""
     batch_size: int = 4
     """Windows per batch."""
+    epoch_windows: int = 64
+    """An epoch draws at least this many training windows: a small training set (a few blocks of a
+    town to fine-tune on) repeats its windows, each draw with its own jitter and augmentation, so
+    validation and checkpoints once an epoch do not take most of a short run's time. Not under DDP
+    (there every rank draws its share of each window once)."""
     epochs: int | None = None
     """Total epochs of the run; None: ``DEFAULT_EPOCHS``, or on ``resume`` the run's own."""
     max_minutes: float | None = None
