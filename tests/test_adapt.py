@@ -126,3 +126,21 @@ def test_predict_adapt_is_deterministic_and_changes_probabilities(tmp_path):
 def test_adapt_setting_is_off_by_default_and_documented():
     field = next(f for f in dataclasses.fields(RunOptions) if f.name == "adapt")
     assert field.default is False and "BatchNorm" in field.metadata["doc"]
+
+
+def test_adapt_takes_smaller_windows_inside_a_ragged_edge(tmp_path):
+    """An orthophoto's irregular outline leaves no whole 256 px window: half-size windows are taken."""
+    img, _ = random_scene((384, 384), seed=5)
+    yy, xx = np.mgrid[:384, :384]
+    valid = (yy - 192) ** 2 + (xx - 192) ** 2 < 180**2  # a disc: no 256 px square fits inside
+    tif = write_raster(tmp_path / "a.tif", img, valid=valid)
+    model = trained_like_unet()
+    opts = RunOptions(tile=256, overlap=64, batch_size=1, adapt=True, adapt_windows=4)
+    from geounet.predict.adapt import sample_size
+
+    with rasterio.open(tif) as src:
+        tile, wins = sample_size(src, 256, 4, 4)
+        assert tile == 128 and wins
+        for w in wins:
+            assert valid[w.row_off:w.row_off + 128, w.col_off:w.col_off + 128].all()
+        assert adapted(model, src, info_for(model), opts, torch.device("cpu")) is not model

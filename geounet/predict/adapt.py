@@ -33,6 +33,7 @@ from .settings import RunOptions
 
 ADAPT_BATCH = 4  # windows per forward pass: each pass's batch statistics come from this many windows
 CANDIDATES_PER_WINDOW = 4  # windows looked at (validity only) for each one used
+MIN_ADAPT_TILE = 128  # smaller windows give the deepest layers too little context to be like prediction
 
 
 def batchnorm_layers(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
@@ -54,14 +55,37 @@ def sample_valid_windows(src, tile: int, count: int):
             return
 
 
+def sample_size(src, tile: int, count: int, multiple: int) -> tuple[int, list[Window]]:
+    """The window side and the windows to adapt on: ``count`` fully valid windows of ``tile`` px, or,
+    where no-data leaves too few of them (an orthophoto's ragged edge), windows of half or a quarter
+    the side, four or sixteen times as many, so the sample keeps about the same number of pixels.
+
+    Accepted when the windows found cover at least a quarter of the pixels asked for; the largest
+    side that reaches it wins (more context per window, as in prediction).
+    """
+    best: tuple[int, list[Window]] = (0, [])
+    side = min(tile, src.height // multiple * multiple, src.width // multiple * multiple)
+    for shrink in (1, 2, 4):
+        t = side // shrink // multiple * multiple
+        if t < multiple or (shrink > 1 and t < MIN_ADAPT_TILE):
+            break
+        wins = list(sample_valid_windows(src, t, count * shrink * shrink))
+        if len(wins) * t * t >= count * side * side / 4:
+            return t, wins
+        if len(wins) * t * t > len(best[1]) * best[0] ** 2:
+            best = (t, wins)
+    return best
+
+
 def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptions,
-            device: torch.device) -> torch.nn.Module:
+            device: torch.device, name: str | None = None) -> torch.nn.Module:
     """A copy of ``model`` whose BatchNorm statistics are those of ``src``'s windows (see the module doc);
-    ``model`` itself when the raster offers no fully valid window or the model has no BatchNorm."""
+    ``model`` itself when the raster offers no fully valid window or the model has no BatchNorm.
+    ``name`` names the raster in the log (``src`` may be a resampling VRT)."""
     if not batchnorm_layers(model):
         return model
-    m = info.model.multiple
-    tile = min(options.tile, src.height // m * m, src.width // m * m)
+    name = name or src.name
+    tile, windows = sample_size(src, options.tile, options.adapt_windows, info.model.multiple)
     prep = info.preprocessing
     std = np.asarray(prep.std, np.float32)[:, None, None]
     mean = np.asarray(prep.mean, np.float32)[:, None, None]
@@ -80,7 +104,7 @@ def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptio
         batch.clear()
 
     with torch.no_grad():
-        for win in sample_valid_windows(src, tile, options.adapt_windows) if tile else ():
+        for win in windows:
             raw = src.read(list(prep.bands), window=win).astype(np.float32)
             batch.append((raw / np.float32(prep.scale) - mean) / std)
             used += 1
@@ -90,8 +114,8 @@ def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptio
             forward()
     net.eval()
     if not used:
-        logger.warning("%s: no fully valid windows to adapt to; using the model as trained", src.name)
+        logger.warning("%s: no window without no-data to adapt to; using the model as trained", name)
         return model
-    logger.info("%s: adapted BatchNorm statistics of %d layers to %d windows of %d px", src.name, len(layers),
+    logger.info("%s: adapted BatchNorm statistics of %d layers to %d windows of %d px", name, len(layers),
                 used, tile)
     return net

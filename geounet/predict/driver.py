@@ -177,7 +177,7 @@ def predict_raster(
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
             if options.adapt:
-                model = adapted(model, src, info, options, device)
+                model = adapted(model, src, info, options, device, str(input_path))
             result = _Run(model, info, src, layout, options, device, input_path, output, probs).run()
     result.seconds = time.perf_counter() - t_start
     return result
