@@ -92,3 +92,20 @@ def test_corrupt_model_files_are_described_in_our_words(tmp_path, case, words):
     assert "PyTorch 2.6" not in msg and "internal miniz error" not in msg  # torch's own text, cut off
     assert not _Evil.marker.exists()
     assert not (tmp_path / "o.geojson").exists()
+
+
+def test_evaluate_refuses_a_raster_that_does_not_overlap_the_footprints(tmp_path):
+    """evaluate exited 0 and printed pixel IoU 0.000 as if it were a score."""
+    far = write_raster(tmp_path / "far.tif", scene((64, 64)))  # UTM 33N near (500000, 4000000)
+    fp = tmp_path / "fp.geojson"
+    gpd.GeoDataFrame(geometry=[box(600000, 4100000, 600010, 4100010)], crs="EPSG:32633").to_file(fp)
+    res = _invoke("evaluate", fp, fp, "--raster", far)
+    _one_line_error(res, "far.tif", "does not overlap")
+    assert res.stdout == ""
+    near = gpd.GeoDataFrame(geometry=[box(500001, 3999990, 500005, 3999995)], crs="EPSG:32633")
+    near.to_file(tmp_path / "near.geojson")
+    res = _invoke("evaluate", tmp_path / "near.geojson", tmp_path / "near.geojson", "--raster", far, "--json")
+    assert res.exit_code == 0, res.output
+    import json
+
+    assert json.loads(res.stdout)["pooled"]["pixel"]["iou"] == 1.0
