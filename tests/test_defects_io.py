@@ -109,3 +109,122 @@ def test_evaluate_refuses_a_raster_that_does_not_overlap_the_footprints(tmp_path
     import json
 
     assert json.loads(res.stdout)["pooled"]["pixel"]["iou"] == 1.0
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def batch(tmp_path):
+    """Two good rasters, a truncated one (its header opens, its blocks do not read) and a tiny checkpoint."""
+    data = tmp_path / "data"
+    data.mkdir()
+    good1 = write_raster(data / "good1.tif", scene((96, 96)))
+    good2 = write_raster(data / "good2.tif", scene((80, 112), seed=1))
+    raw = good1.read_bytes()
+    truncated = data / "truncated.tif"
+    truncated.write_bytes(raw[: len(raw) // 2])
+    return good1, truncated, good2, constant_checkpoint(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("failing", ["probs", "vector"])
+def test_vector_file_and_probs_are_committed_together(batch, tmp_path, monkeypatch, failing):
+    """The vector file was renamed into place before --probs: when the second rename failed the first stayed,
+    and a re-run skipped the input."""
+    good1, _, _, ckpt = batch
+    out, probs = tmp_path / "out", tmp_path / "probs"
+    for folder in (out, probs):
+        folder.mkdir()
+    (out / "good1.geojson").write_text("old vector")
+    (probs / "good1_probs.tif").write_text("old probs")
+    real = os.replace
+    target = (probs / "good1_probs.tif") if failing == "probs" else (out / "good1.geojson")
+
+    def replace(src, dst):
+        if os.fspath(dst) == os.fspath(target) and ".tmp" in os.fspath(src):
+            raise OSError(28, "No space left on device", os.fspath(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    res = _invoke("predict", good1, "-o", out / "good1.geojson", "--probs", probs / "good1_probs.tif",
+                  "--model", ckpt, "--overwrite")
+    _one_line_error(res, "No space left on device")
+    assert (out / "good1.geojson").read_text() == "old vector"  # neither replaced
+    assert (probs / "good1_probs.tif").read_text() == "old probs"
+    assert files_in(out) == {"good1.geojson"} and files_in(probs) == {"good1_probs.tif"}
+    (out / "good1.geojson").unlink()
+    (probs / "good1_probs.tif").unlink()
+    res = _invoke("predict", good1, "-o", out, "--probs", probs, "--model", ckpt)
+    _one_line_error(res, "No space left on device")
+    assert files_in(out) == set() and files_in(probs) == set()  # so a re-run does not skip it
+
+
+def test_output_folders_are_not_created_before_the_work_starts(batch, tmp_path):
+    """The folders of -o and --probs were made while planning, then left behind by a failure."""
+    good1, _, good2, _ = batch
+    bad_model = tmp_path / "bad.pt"
+    bad_model.write_bytes(b"")
+    res = _invoke("predict", good1, good2, "-o", tmp_path / "new" / "out", "--probs", tmp_path / "newprobs",
+                  "--model", bad_model)
+    _one_line_error(res, "bad.pt")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "newprobs").exists()
+
+
+def test_stale_temporary_files_of_killed_runs_are_swept(batch, tmp_path):
+    """Temporary files left by a killed process (SIGKILL, out of memory) were never removed."""
+    import subprocess
+    import sys
+
+    good1, _, good2, ckpt = batch
+    out, probs = tmp_path / "out", tmp_path / "probs"
+    out.mkdir()
+    probs.mkdir()
+    dead = _dead_pid()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = [out / f".good1.{dead}.spill.gpkg", out / f".good1.{dead}.spill.gpkg-journal",
+                 out / f".good2.{dead}.tmp.geojson", probs / f".good1_probs.{dead}.tmp.tif"]
+        kept = [out / f".good1.{live.pid}.spill.gpkg", out / ".unrelated.123.tmp", out / "notes.txt",
+                out / f".other.{dead}.tmp.geojson"]  # another output's: not this run's to judge
+        for p in stale + kept:
+            p.write_text("x")
+        (out / f".good2.{dead}.old.geojson").write_text("previous good2")  # moved aside, never put back
+        (out / f".good1.{dead}.old.geojson").write_text("older good1")
+        (out / "good1.geojson").write_text("newer good1")
+        res = _invoke("predict", good1, good2, "-o", out, "--probs", probs, "--model", ckpt)
+        assert res.exit_code == 0, res.output
+    finally:
+        live.kill()
+        live.wait()
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+    assert (out / "good2.geojson").read_text() == "previous good2"  # put back, so skipped
+    assert (out / "good1.geojson").read_text() == "newer good1"
+    assert not (out / f".good1.{dead}.old.geojson").exists()
+    assert res.stdout == ""  # both outputs existed: nothing written
+
+
+def test_one_corrupt_raster_does_not_stop_a_batch(batch, tmp_path):
+    """With good1, truncated, good2 the run wrote good1, failed on the truncated file and never did good2."""
+    good1, truncated, good2, ckpt = batch
+    text = truncated.with_name("text.tif")
+    text.write_text("not a raster")  # refused when the inputs are checked, before any work
+    out = tmp_path / "out"
+    res = _invoke("predict", good1, truncated, text, good2, "-o", out, "--model", ckpt)
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in res.output, lines
+    assert any(l.startswith("Error: ") and "truncated.tif: cannot read raster" in l for l in lines), lines
+    assert any(l.startswith("Error: ") and "text.tif: not a raster" in l for l in lines), lines
+    assert sorted(res.stdout.split()) == [str(out / "good1.geojson"), str(out / "good2.geojson")]
+    assert files_in(out) == {"good1.geojson", "good2.geojson"}
+    res = _invoke("predict", good1, truncated, good2, "-o", out, "--model", ckpt)  # the re-run redoes only it
+    assert res.exit_code == 1 and res.stdout == ""
+    res = _invoke("predict", truncated, "-o", tmp_path / "one.geojson", "--model", ckpt)  # one input: its error
+    _one_line_error(res, "truncated.tif: cannot read raster")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import warnings
 import zipfile
 from importlib import resources
@@ -126,7 +127,7 @@ def _unreadable(path: Path, exc: BaseException) -> str:
         return "empty file, not a checkpoint"
     if head != b"PK\x03\x04" and head[0] != 0x80:  # neither torch's zip format nor its older pickle format
         return "not a checkpoint (not a file PyTorch writes)"
-    if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+    if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower() and _parses(path, head):
         return ("not a geounet checkpoint: it holds Python objects, not only weights (made by another program, "
                 "or crafted); reading them needs torch.load(weights_only=False), which could run code from the "
                 "file, so it was not loaded")
@@ -135,6 +136,22 @@ def _unreadable(path: Path, exc: BaseException) -> str:
             return "truncated or damaged checkpoint (its zip archive is incomplete): copy or download it again"
         return "a zip archive but not a PyTorch checkpoint"
     return "truncated or damaged checkpoint (its pickle data ends early or is corrupt): copy or download it again"
+
+
+def _parses(path: Path, head: bytes) -> bool:
+    """Whether the file's pickle (``data.pkl`` in torch's zip format) is whole: read opcode by opcode, never run."""
+    try:
+        if head == b"PK\x03\x04":
+            with zipfile.ZipFile(path) as z:
+                name = next(n for n in z.namelist() if n.endswith("data.pkl"))
+                data = z.read(name)
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # noqa: BLE001 - any failure means the pickle is damaged
+        return False
+    return True
 
 
 def checkpoint_info(ckpt: dict[str, Any], path: str | os.PathLike | None = None) -> CheckpointInfo:
