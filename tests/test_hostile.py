@@ -52,6 +52,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "rgb": constant_checkpoint(d / "rgb.pt", 3.0),
         "float": save_unet(d / "float.pt", constant_unet(3.0), prep(dtype="float32", scale=1.0)),
         "four": save_unet(d / "four.pt", constant_unet(3.0, in_channels=4), prep(bands=(1, 2, 3, 4))),
+        "uint16": save_unet(d / "uint16.pt", constant_unet(3.0), prep(dtype="uint16", scale=4000.0)),
     }
 
 
@@ -182,12 +183,13 @@ def pooled(key: str, value: float):
 @dataclass
 class Row:
     """``build(folder, models)`` makes the inputs and returns the command line; ``error``: words of the one
-    error line (None: a valid input, checked by ``check``)."""
+    error line (None: a valid input, checked by ``check``, writing ``outputs``)."""
 
     build: Callable[[Path, dict], list]
     error: list[str] | None
     check: Callable[[Path, object], None] | None = None
     outputs: frozenset = frozenset({"o.geojson"})
+    code: int = 1  # of a refused input: 1, or 2 for an option click itself refuses
 
 
 def predict(*inputs_and_options):
@@ -229,11 +231,19 @@ ROWS = {
     "predict uint16 for a uint8 model": Row(lambda d, m: predict(
         write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16)), "-o", d / "o.geojson", "--model", m["rgb"]),
         ["u.tif", "raster is uint16"]),
+    "predict uint16 for a uint16 model": Row(lambda d, m: predict(
+        write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16) * 12), "-o", d / "o.geojson", "--model",
+        m["uint16"]), None, one_building_of(64 * 64 * 0.04)),
     "predict RGBA (alpha is no-data)": Row(lambda d, m: predict(rgba(d), "-o", d / "o.geojson", "--model", m["rgb"]),
                                            None, one_building_of(64 * 32 * 0.04)),
     "predict raster smaller than one window": Row(lambda d, m: predict(
         rgb(d, size=(9, 13)), "-o", d / "o.geojson", "--model", m["rgb"], "--tile-size", "64"),
         None, one_building_of(9 * 13 * 0.04)),
+    "predict raster of one pixel": Row(lambda d, m: predict(
+        rgb(d, size=(1, 1)), "-o", d / "o.geojson", "--model", m["rgb"], "--min-area", "0", "--simplify", "0"),
+        None, one_building_of(0.04)),
+    "predict --pixel-size larger than the raster": Row(lambda d, m: predict(
+        rgb(d), "-o", d / "o.geojson", "--model", m["rgb"], "--pixel-size", "1000"), None, one_building_of(12.8 ** 2)),
     "predict all no-data": Row(lambda d, m: predict(
         rgb(d, valid=np.zeros((64, 64), bool)), "-o", d / "o.geojson", "--model", m["rgb"]), None, no_building),
     "predict rotated geotransform": Row(lambda d, m: predict(
@@ -253,6 +263,10 @@ ROWS = {
     "predict --probs folder is a file": Row(lambda d, m: predict(
         rgb(d), rgb(d, "s.tif"), "-o", d / "out", "--probs", text(d / "probs"), "--model", m["rgb"]),
         ["probs", "output folder is a file"]),
+    "predict --model is a folder": Row(lambda d, m: predict(rgb(d), "-o", d / "o.geojson", "--model", d),
+                                       ["--model", "is a directory"], code=2),
+    "predict unknown --format": Row(lambda d, m: predict(rgb(d), rgb(d, "s.tif"), "-o", d / "out", "--format", "shp",
+                                                         "--model", m["rgb"]), ["--format", "'shp'"], code=2),
     "predict malicious pickle as model": Row(lambda d, m: predict(rgb(d), "-o", d / "o.geojson", "--model",
                                                                   evil_model(d)), ["evil.pt", "not loaded"]),
     "predict model for other bands": Row(lambda d, m: predict(rgb(d), "-o", d / "o.geojson", "--model", m["four"]),
@@ -275,6 +289,11 @@ ROWS = {
         ["far.geojson", "no label polygon overlaps"]),
     "train empty label file": Row(lambda d, m: ["train", "--raster", rgb(d), "--labels", vector(
         d / "none.geojson", []), "--out", d / "run", *TRAIN_SMALL], ["none.geojson", "no geometries"]),
+    "train empty (0-byte) label file": Row(lambda d, m: ["train", "--raster", rgb(d), "--labels", text(
+        d / "zero.geojson", ""), "--out", d / "run", *TRAIN_SMALL], ["zero.geojson", "empty file"]),
+    "train --out is a file": Row(lambda d, m: ["train", "--raster", rgb(d), "--labels", footprint(d), "--out",
+                                               text(d / "run.txt"), *TRAIN_SMALL], ["--out", "run.txt", "is a file"],
+                                 code=2),
     "train masks of another size": Row(lambda d, m: ["train", *masks_of_other_size(d), "--out", d / "run",
                                                      *TRAIN_SMALL], ["a.tif", "mask is 64x48 px"]),
     "train --resume without a run": Row(lambda d, m: ["train", "--out", d / "run", "--resume"],
@@ -292,6 +311,9 @@ ROWS = {
                                             ["nope.geojson", "not found"]),
     "evaluate missing truth file": Row(lambda d, m: ["evaluate", footprint(d), d / "nope.gpkg"],
                                        ["nope.gpkg", "not found"]),
+    "evaluate empty (0-byte) prediction file": Row(lambda d, m: ["evaluate", text(d / "zero.geojson", ""),
+                                                                 footprint(d)], ["zero.geojson", "empty file"]),
+    "evaluate an odd number of files": Row(lambda d, m: ["evaluate", footprint(d)], ["PRED TRUTH pairs"], code=2),
     "evaluate predictions that are points": Row(lambda d, m: ["evaluate", vector(
         d / "pts.geojson", [Point(500003, 3999992)]), footprint(d)], ["pts.geojson", "must be polygons"]),
     "evaluate truth in no CRS": Row(lambda d, m: ["evaluate", footprint(d), vector(
@@ -329,7 +351,7 @@ def test_hostile_input(name, tmp_path, models):
         row.check(tmp_path, res)
         return
     msg = res.stderr.strip()
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == row.code, res.output
     assert len(msg.splitlines()) == 1 and msg.startswith("Error: "), msg
     for words in row.error:
         assert words in msg, (words, msg)
