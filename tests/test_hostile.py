@@ -401,23 +401,23 @@ main()
 """
 
 
-def interrupt(tmp_path: Path, args: list) -> subprocess.CompletedProcess:
-    """Run geounet in a subprocess, send SIGINT once it is working, and return how it ended."""
+def interrupt(tmp_path: Path, args: list, sig=signal.SIGINT, ready=lambda: True) -> subprocess.CompletedProcess:
+    """Run geounet in a subprocess, send ``sig`` once it is working (and ``ready()``), and return how it ended."""
     marker = tmp_path.parent / f"{tmp_path.name}-working"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(marker), "-q", *map(str, args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (marker.exists() and ready()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.exists(), proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_sigint_during_predict_leaves_nothing(tmp_path, models):
-    tif = rgb(tmp_path, size=(256, 256))
+    tif = rgb(tmp_path, size=(128, 128))
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -427,6 +427,21 @@ def test_sigint_during_predict_leaves_nothing(tmp_path, models):
     assert done.returncode == 130, done.stderr
     assert done.stderr.strip() == "Interrupted." and done.stdout == ""
     assert snapshot(tmp_path) == before
+
+
+def test_sigkill_during_predict_is_cleaned_up_by_the_next_run(tmp_path, models):
+    """A killed process (SIGKILL, out of memory) cannot clean up: the next run over the same outputs does."""
+    tif = rgb(tmp_path, size=(128, 128))
+    out = tmp_path / "out"
+    args = ["predict", tif, "-o", out / "o.geojson", "--probs", out / "p.tif", "--model", models["rgb"],
+            "--tile-size", "32", "--batch-size", "1"]
+    out.mkdir()
+    done = interrupt(tmp_path, args, signal.SIGKILL, ready=lambda: any(p.name.startswith(".") for p in out.iterdir()))
+    assert done.returncode == -signal.SIGKILL
+    assert any(p.name.startswith(".") for p in out.iterdir())  # what the killed run left
+    res = CliRunner().invoke(cli, ["-q", *map(str, args)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["o.geojson", "p.tif"]
 
 
 def test_sigint_during_train_leaves_a_resumable_run(tmp_path):
