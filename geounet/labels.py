@@ -104,7 +104,17 @@ def read_vector(path: str | os.PathLike) -> gpd.GeoDataFrame:
     try:
         return gpd.read_file(p)
     except Exception as exc:  # pyogrio raises DataSourceError, ValueError, ...
-        raise InputError(f"not a readable vector file ({first_line(exc)[:120]})", p) from None
+        raise InputError(_unreadable_vector(p, exc), p) from None
+
+
+def _unreadable_vector(path: str, exc: BaseException) -> str:
+    """Why GDAL could not read ``path`` as a vector file, in our words where its own are long."""
+    reason = first_line(exc)
+    if "not recognized as" in reason or "not recognised as" in reason:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return "empty file, not a readable vector file"
+        return f"not a readable vector file ({'a folder' if os.path.isdir(path) else 'a file'} of no format GDAL knows)"
+    return f"not a readable vector file ({reason[:160]})"
 
 
 def read_label_polygons(path: str | os.PathLike) -> gpd.GeoSeries:

@@ -119,7 +119,7 @@ def _bad_cases(tmp_path, tif, ckpt):
         ([nocrs, "-o", d / "o.geojson", "--model", ckpt], "nocrs.tif: raster has no CRS"),
         ([oneband, "-o", d / "o.geojson", "--model", ckpt], "gray.tif: raster has 1 band(s)"),
         ([sixteen, "-o", d / "o.geojson", "--model", ckpt], "u16.tif: raster is uint16"),
-        ([tif, "-o", d / "o.geojson", "--model", corrupt], "corrupt.pt: not a readable geounet checkpoint"),
+        ([tif, "-o", d / "o.geojson", "--model", corrupt], "corrupt.pt: truncated or damaged checkpoint"),
         ([tif, "-o", d / "o.geojson", "--model", foreign], "foreign.pt: not a geounet checkpoint"),
         ([tif, "-o", d / "o.geojson", "--model", d / "nope.pt"], "nope.pt: checkpoint not found"),
         ([tif, "-o", d / "o.geojson", "--model", wrong_bands], "r.tif: raster has 3 band(s)"),

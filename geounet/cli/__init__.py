@@ -1,7 +1,8 @@
 """The ``geounet`` command line: thin commands that parse options, build a config, call the library.
 
 The group (:func:`cli`) does what every command needs: library errors
-(:class:`geounet.errors.GeounetError`) become one-line messages on stderr and exit code 1,
+(:class:`geounet.errors.GeounetError`) become one-line messages on stderr and exit code 1
+(a command's bad options one line and exit code 2),
 Ctrl-C exits 130, no traceback reaches the user; ``-v``/``-q`` set the log level; and the
 command runs inside one GDAL environment (rasterio's defaults), so the library never starts
 and stops one for each file it opens. predict narrows GDAL's block cache for its run itself
@@ -33,6 +34,9 @@ class _Group(click.Group):
         except GeounetError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:  # a bad option of a command: one line too (click adds usage and a hint)
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)

@@ -47,10 +47,13 @@ def predict(**kwargs) -> None:
     The raster is read window by window and the probabilities are stitched and
     vectorised strip by strip, so rasters far larger than memory work. With several
     INPUTs, OUTPUT is a folder and each input gets its own file; inputs whose file
-    exists are skipped unless --overwrite. Written paths are printed on stdout.
+    exists are skipped unless --overwrite; an input that fails is reported on one line and
+    the others are still done (exit code 1 at the end). Written paths are printed on stdout.
     """
     from ..predict import predict as run_predict
 
     result = run_predict(PredictConfig.from_cli(**kwargs))
     for path in result.written:
         click.echo(str(path))
+    if result.failed:  # each failure was reported on its own line as it happened
+        click.get_current_context().exit(1)

@@ -11,7 +11,16 @@ from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
 from .. import metrics
+from ..errors import InputError
 from ..io.raster import open_raster, read_valid_mask
+
+
+def _frame(transform, shape: tuple[int, int]):
+    """The box around a grid of ``shape`` pixels, from its four corners (rasterio's window bounds take
+    two, which on a rotated grid span no area)."""
+    h, w = shape
+    xs, ys = zip(*(transform @ c for c in ((0, 0), (w, 0), (0, h), (w, h))))
+    return box(min(xs), min(ys), max(xs), max(ys))
 
 
 def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: int = 2048) -> np.ndarray:
@@ -20,13 +29,15 @@ def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: 
     with open_raster(raster) as src:
         pred = pred.to_crs(src.crs)
         truth = truth.to_crs(src.crs)
+        whole = _frame(src.transform, (src.height, src.width))
+        if not (pred.intersects(whole).any() or truth.intersects(whole).any()):
+            raise InputError("raster does not overlap the predicted or the true footprints: no pixel scores "
+                             "to give (is it the raster of this pair?)", raster)
         for r in range(0, src.height, strip):
             win = Window(0, r, src.width, min(strip, src.height - r))
             shape = (int(win.height), int(win.width))
             tr = window_transform(win, src.transform)
-            # Four corners: rasterio's window bounds take two, which on a rotated grid span no area.
-            xs, ys = zip(*(tr * c for c in ((0, 0), (shape[1], 0), (0, shape[0]), (shape[1], shape[0]))))
-            frame = box(min(xs), min(ys), max(xs), max(ys))
+            frame = _frame(tr, shape)
             masks = []
             for geoms in (pred, truth):
                 sel = geoms[geoms.intersects(frame)]

@@ -2,17 +2,26 @@
 
 Both writers (:class:`geounet.io.vector.VectorWriter` and :class:`geounet.io.probs.ProbsWriter`)
 write under :func:`temp_path` and rename onto the output only when complete, so a failure or
-Ctrl-C leaves no partial file; :func:`check_writable` refuses an output before any work starts.
+Ctrl-C leaves no partial file; the files of one input are renamed all or none
+(:func:`replace_together`). :func:`check_writable` and :func:`check_creatable` refuse an output
+before any work starts. A temporary name carries the writing process's id, so what a killed
+process (SIGKILL, out of memory) left behind is recognised and removed by the next run
+(:func:`sweep_stale`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import GeounetError, OutputExistsError
 
-__all__ = ["temp_path", "check_writable"]
+__all__ = ["temp_path", "check_writable", "check_creatable", "replace_together", "sweep_stale"]
+
+TAGS = ("tmp", "spill", "probe", "old")  # what temporary names are for; "old": an output moved aside
 
 
 def temp_path(path: Path, tag: str = "tmp", suffix: str | None = None) -> Path:
@@ -48,3 +57,108 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
         except OSError:
             pass
     return path
+
+
+def check_creatable(folder: str | os.PathLike) -> list[Path]:
+    """The folders to create for ``folder`` (outermost first; none when it exists), refusing a file in the
+    way or a parent that cannot be written. Nothing is created here: the caller does it when work starts."""
+    folder = Path(folder)
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        raise GeounetError("output folder is a file" if p == folder else f"cannot create output folder: {p} is a file",
+                           folder)
+    if missing and not os.access(p, os.W_OK):
+        raise GeounetError(f"cannot create output folder ({p} is not writable)", folder)
+    return missing[::-1]
+
+
+def replace_together(moves: Sequence[tuple[Path, Path]]) -> None:
+    """Rename each complete temporary file onto its output: all of them, or none.
+
+    Outputs that exist are moved aside first (temporary names tagged ``old``); if any rename
+    fails, the new files are removed and the old ones put back before the error is raised, so
+    an input never ends with a new vector file and no ``--probs`` (which a re-run would skip).
+    """
+    aside: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    try:
+        for _, dest in moves:
+            if dest.exists():
+                old = temp_path(dest, "old")
+                os.replace(dest, old)
+                aside.append((dest, old))
+        for tmp, dest in moves:
+            os.replace(tmp, dest)
+            placed.append(dest)
+    except BaseException:
+        for dest in placed:
+            _remove_quietly(dest)
+        for dest, old in aside:
+            try:
+                os.replace(old, dest)
+            except OSError:
+                pass
+        raise
+    for _, old in aside:
+        _remove_quietly(old)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but is another user's, or cannot be asked: leave its files
+        return True
+    return True
+
+
+def sweep_stale(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Remove the temporary files of the outputs ``paths`` (see :func:`temp_path`) that dead processes left.
+
+    Only temporary names of these outputs whose process id is not alive are touched (those of
+    a live process, this one's included, are kept); an output that a killed process had moved
+    aside (tagged ``old``) is put back when nothing has replaced it. Returns what was removed.
+    Not on Windows, which has no harmless way to ask whether a process exists. Each folder is
+    listed once, however many outputs it holds.
+    """
+    if os.name == "nt":
+        return []
+    stems: dict[Path, set[str]] = {}
+    for p in map(Path, paths):
+        stems.setdefault(p.parent if str(p.parent) else Path("."), set()).add(p.stem)
+    removed = []
+    for folder, names in stems.items():
+        if not folder.is_dir():
+            continue
+        alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        pattern = re.compile(rf"^\.({alternatives})\.(\d+)\.({'|'.join(TAGS)})(.*)$")
+        for entry in folder.iterdir():
+            m = pattern.match(entry.name)
+            if m is None or _pid_alive(int(m.group(2))):
+                continue
+            original = folder / f"{m.group(1)}{m.group(4)}"
+            if m.group(3) == "old" and not original.exists():
+                os.replace(entry, original)
+                continue
+            _remove_quietly(entry)
+            removed.append(entry)
+    return removed

@@ -87,6 +87,7 @@ class ProbsWriter:
         self.dst = None
 
     def commit(self) -> Path:
+        """Rename the complete temporary file onto :attr:`path` (after :meth:`close`)."""
         os.replace(self.tmp, self.path)
         return self.path
 

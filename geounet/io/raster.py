@@ -29,7 +29,8 @@ def open_raster(path: str | os.PathLike, *, need_crs: bool = True) -> Iterator[r
     """Open ``path`` for reading, raising :class:`InputError` with a one-line reason.
 
     Refuses missing files, directories, files GDAL cannot read as rasters, and (when
-    ``need_crs``) rasters without a CRS, since every output is georeferenced.
+    ``need_crs``) rasters without a CRS or in a local (engineering) CRS, since every output is
+    georeferenced and pixel sizes are measured in ground metres.
     """
     p = os.fspath(path)
     if not os.path.exists(p):
@@ -48,6 +49,10 @@ def open_raster(path: str | os.PathLike, *, need_crs: bool = True) -> Iterator[r
     with src:
         if need_crs and src.crs is None:
             raise InputError("raster has no CRS (georeference it first, e.g. gdal_edit.py -a_srs)", p)
+        if need_crs and not (src.crs.is_geographic or src.crs.is_projected):
+            raise InputError(
+                "raster's CRS is a local (engineering) one, not tied to the earth, so ground metres are unknown "
+                "(georeference it in a geographic or projected CRS first, e.g. gdal_edit.py -a_srs)", p)
         if src.count < 1:
             raise InputError("raster has no bands", p)
         yield src

@@ -131,22 +131,29 @@ class VectorWriter:
         )
         self._written += len(geoms)
 
-    def commit(self) -> Path:
-        """Write the output file from the spilled batches and move it into place."""
+    def finish(self) -> Path:
+        """Write the complete output under its temporary name and return that name (the output is not touched).
+
+        Rename it onto :attr:`path` (:func:`geounet.io.files.replace_together`, with the other files of
+        the same input), then :meth:`abort` to remove what is left.
+        """
         if self._closed:
             raise RuntimeError("writer already closed")
+        if self._written == 0:
+            self._append(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+            self._written = 0
+        if self.driver == "GPKG":
+            return self._spill
+        if self.driver == "parquet":
+            self._write_parquet()
+        else:
+            self._convert()
+        return self._tmp
+
+    def commit(self) -> Path:
+        """Write the output file from the spilled batches and move it into place."""
         try:
-            if self._written == 0:
-                self._append(np.array([], dtype=object), np.zeros(0), np.zeros(0))
-                self._written = 0
-            if self.driver == "GPKG":
-                os.replace(self._spill, self.path)
-            elif self.driver == "parquet":
-                self._write_parquet()
-                os.replace(self._tmp, self.path)
-            else:
-                self._convert()
-                os.replace(self._tmp, self.path)
+            os.replace(self.finish(), self.path)
         finally:
             self.abort()
         return self.path

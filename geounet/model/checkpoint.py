@@ -8,7 +8,10 @@ never executes code from the file.
 from __future__ import annotations
 
 import os
+import pickle
+import pickletools
 import warnings
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -100,9 +103,11 @@ def read_checkpoint(path: str | os.PathLike | None = None) -> dict[str, Any]:
             warnings.simplefilter("ignore", UserWarning)
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/foreign pickles
-        raise CheckpointError(f"not a readable geounet checkpoint ({first_line(exc)[:120]})", path) from None
+        raise CheckpointError(_unreadable(path, exc), path) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError("not a geounet checkpoint (no geounet header)", path)
+        raise CheckpointError(
+            "not a geounet checkpoint: a PyTorch file made by another program (no geounet header; "
+            "geounet train writes checkpoints)", path)
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint format {ckpt['format_version']} is newer than this geounet "
@@ -113,6 +118,44 @@ def read_checkpoint(path: str | os.PathLike | None = None) -> dict[str, Any]:
         if key not in ckpt:
             raise CheckpointError(f"checkpoint lacks '{key}'", path)
     return ckpt
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """What is wrong with a file ``torch.load(weights_only=True)`` refused, in our words (torch's text is long)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return f"cannot read checkpoint ({err.strerror or err})"
+    if not head:
+        return "empty file, not a checkpoint"
+    if head != b"PK\x03\x04" and head[0] != 0x80:  # neither torch's zip format nor its older pickle format
+        return "not a checkpoint (not a file PyTorch writes)"
+    if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower() and _parses(path, head):
+        return ("not a geounet checkpoint: it holds Python objects, not only weights (made by another program, "
+                "or crafted); reading them needs torch.load(weights_only=False), which could run code from the "
+                "file, so it was not loaded")
+    if head == b"PK\x03\x04":
+        if not zipfile.is_zipfile(path):
+            return "truncated or damaged checkpoint (its zip archive is incomplete): copy or download it again"
+        return "a zip archive but not a PyTorch checkpoint"
+    return "truncated or damaged checkpoint (its pickle data ends early or is corrupt): copy or download it again"
+
+
+def _parses(path: Path, head: bytes) -> bool:
+    """Whether the file's pickle (``data.pkl`` in torch's zip format) is whole: read opcode by opcode, never run."""
+    try:
+        if head == b"PK\x03\x04":
+            with zipfile.ZipFile(path) as z:
+                name = next(n for n in z.namelist() if n.endswith("data.pkl"))
+                data = z.read(name)
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # noqa: BLE001 - any failure means the pickle is damaged
+        return False
+    return True
 
 
 def checkpoint_info(ckpt: dict[str, Any], path: str | os.PathLike | None = None) -> CheckpointInfo:

@@ -16,7 +16,8 @@ Modules, each one job, imported in this order (nothing here imports :mod:`geoune
 * :mod:`.plan`: which file each input writes, which inputs are skipped;
 * :mod:`.stitch`: blending overlapping windows into rows, exactly;
 * :mod:`.pipeline`: the reader and writer threads and their typed messages;
-* :mod:`.driver`: :func:`predict` and :func:`predict_raster`.
+* :mod:`.driver`: :func:`predict_raster` (one raster);
+* :mod:`.batch`: :func:`predict` (every input; a batch goes on past an input that fails).
 
 The window and column-band arithmetic is :mod:`geounet.grid`, files are :mod:`geounet.io`.
 The names from the modules that import torch, rasterio or the vectoriser are loaded on first
@@ -32,13 +33,14 @@ from .settings import (InferenceSettings, OutputSettings, PolygonSettings, Predi
                        SeparationSettings, WindowSettings, default_batch_size, default_overlap, default_tile_size)
 
 if TYPE_CHECKING:
-    from .driver import PredictResult, RasterResult, predict, predict_raster
+    from .batch import predict
+    from .driver import PredictResult, RasterResult, predict_raster
     from .plan import RasterJob, plan_jobs
     from .resolve import (check_model, check_raster, parse_pixel_size, resolve_options, separation_channels,
                           target_pixel_size, vectorize_options)
 
 _LAZY = {
-    "predict": "driver", "predict_raster": "driver", "PredictResult": "driver", "RasterResult": "driver",
+    "predict": "batch", "predict_raster": "driver", "PredictResult": "driver", "RasterResult": "driver",
     "RasterJob": "plan", "plan_jobs": "plan",
     "check_model": "resolve", "check_raster": "resolve", "parse_pixel_size": "resolve", "resolve_options": "resolve",
     "separation_channels": "resolve", "target_pixel_size": "resolve", "vectorize_options": "resolve",

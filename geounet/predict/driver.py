@@ -1,4 +1,5 @@
-"""The driver: :func:`predict` (a :class:`PredictConfig` to files) and :func:`predict_raster` (one raster).
+"""The driver: :func:`predict_raster` (one raster; :func:`geounet.predict.batch.predict` runs a whole
+:class:`PredictConfig` with it).
 
 :func:`predict_raster` opens the raster once: it checks it, decides the pixel size to predict
 at (resampling on the fly when that differs), lays out the windows and column bands
@@ -7,8 +8,8 @@ at (resampling on the fly when that differs), lays out the windows and column ba
 autocast, channels-last, non-blocking copies on CUDA) and stitches (:class:`_Run`).
 
 Every output is written under a temporary name in its own folder and renamed only when
-complete; on any error or Ctrl-C the temporary files are removed and existing outputs are
-left as they were.
+complete, the vector file and ``--probs`` together (both or neither); on any error or Ctrl-C the
+temporary files are removed and existing outputs are left as they were.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from affine import Affine
 from tqdm import tqdm
 
 from ..config import CheckpointInfo
-from ..device import autocast, resolve_device
+from ..device import autocast
 from ..errors import CheckpointError
 from ..grid import ColumnBand, column_bands_with_context, window_phase
+from ..io.files import replace_together
 from ..io.probs import ProbsWriter
-from ..io.raster import gdal_env, has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
+from ..io.raster import has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
 from ..io.vector import VectorWriter
 from ..log import logger
 from ..model import checkpoint
@@ -41,23 +43,24 @@ from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
 from .adapt import adapted
-from .plan import RasterJob, plan_jobs
-from .resolve import (check_model, check_raster, resolve_options, separation_channels, target_pixel_size,
+from .resolve import (check_model, check_raster, separation_channels, target_pixel_size,
                       vectorize_options)
 from .settings import PredictConfig, RunOptions
 from .stitch import StripStitcher
 
-__all__ = ["PredictResult", "RasterResult", "predict", "predict_raster"]
+__all__ = ["PredictResult", "RasterResult", "predict_raster"]
 
 
 @dataclass
 class RasterResult:
-    """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept)."""
+    """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept;
+    ``error``: the one-line reason it failed, in a batch of several inputs, where the others go on)."""
 
     input: Path
     output: Path
     probs: Path | None = None
     skipped: bool = False
+    error: str | None = None
     n_polygons: int = 0
     windows: int = 0
     windows_run: int = 0
@@ -74,11 +77,15 @@ class PredictResult:
 
     @property
     def written(self) -> list[Path]:
-        return [r.output for r in self.rasters if not r.skipped]
+        return [r.output for r in self.rasters if not r.skipped and r.error is None]
 
     @property
     def skipped(self) -> list[Path]:
         return [r.input for r in self.rasters if r.skipped]
+
+    @property
+    def failed(self) -> list[RasterResult]:
+        return [r for r in self.rasters if r.error is not None]
 
 
 @dataclass
@@ -292,12 +299,14 @@ class _Run:
         put(self.strips_q, WriteDone(), self.stop, peer=self.writer)
         self.writer.join()
         self.writer.raise_error()
-        try:
-            self.vec_writer.commit()
+        try:  # both files or neither: a vector file alone would make a re-run skip this input
+            moves = [(self.vec_writer.finish(), self.output)]
             if self.prob_writer is not None:
-                self.prob_writer.commit()
+                moves.insert(0, (self.prob_writer.tmp, self.prob_writer.path))
+            replace_together(moves)
         except BaseException as exc:
             raise_user_error(exc, self.output, "write output")
+        self.vec_writer.abort()  # what the conversion left (the spill)
 
     def _teardown(self, committed: bool) -> None:
         self.bar.close()
@@ -338,49 +347,3 @@ def _prepare(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     except Exception:  # noqa: BLE001 - any module works, channels-last is only a speed-up
         pass
     return net
-
-
-def _skipped(jobs: list[RasterJob]) -> list[RasterResult]:
-    out = []
-    for j in jobs:
-        if j.skip:
-            logger.info("skipping %s: %s exists (use --overwrite to redo it)", j.input, j.output)
-            out.append(RasterResult(input=j.input, output=j.output, probs=j.probs, skipped=True))
-    return out
-
-
-def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointInfo] | None = None) -> PredictResult:
-    """Predict building footprints for every input of ``config``; see ``geounet predict --help``.
-
-    ``model`` (a module and its :class:`CheckpointInfo`) replaces loading ``config.model_path``.
-    """
-    jobs = plan_jobs(config)
-    result = PredictResult(rasters=_skipped(jobs))
-    todo = [j for j in jobs if not j.skip]
-    if not todo:
-        return result
-    device = resolve_device(config.device)
-    net, info = _load_model(config, model, device)
-    options = resolve_options(config, info, device)
-    net = _prepare(net, device)
-    for j in todo:  # refuse unusable inputs before spending time on any of them
-        with open_raster(j.input) as src:
-            check_raster(src, info, j.input)
-    logger.info(
-        "model %s (width %d, depth %d); windows %d px, overlap %d, batch %d on %s%s",
-        info.path or "(given)", info.model.width, info.model.depth, options.tile, options.overlap,
-        options.batch_size, device, ", autocast" if options.amp else "",
-    )
-    if config.tta:
-        logger.info("test-time augmentation: 8 views per window")
-    with gdal_env(options.gdal_cache_mb):
-        for j in todo:
-            r = predict_raster(net, info, j.input, j.output, options, probs=j.probs, device=device)
-            mpx = r.pixels / 1e6
-            logger.info(
-                "%s: %d buildings -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; model %.0f%% of the time)",
-                j.input, r.n_polygons, j.output, mpx, r.seconds, mpx / max(r.seconds, 1e-9),
-                r.windows_run, r.windows, 100.0 * r.model_seconds / max(r.seconds, 1e-9),
-            )
-            result.rasters.append(r)
-    return result

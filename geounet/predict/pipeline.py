@@ -178,6 +178,7 @@ class Reader(threading.Thread):
         src = self.src
         H = src.height
         has_mask = has_validity_mask(src)
+        floating = np.dtype(src.dtypes[self.raster_bands[0] - 1]).kind == "f"
         bh = src.block_shapes[0][0] if src.block_shapes else 1
         if bh > MAX_BLOCK_ROWS:
             bh = 1
@@ -200,6 +201,8 @@ class Reader(threading.Thread):
                 win = Window(rc0, end, width, stop_row - end)
                 new = src.read(self.raster_bands, window=win)
                 newv = read_valid_mask(src, win) if has_mask else np.ones((stop_row - end, width), dtype=bool)
+                if floating:  # NaN or infinite pixels are no-data, declared or not
+                    newv &= np.isfinite(new).all(axis=0)
                 raw = np.concatenate([raw, new], axis=1)
                 valid = np.concatenate([valid, newv], axis=0)
             nxt = row_axis.offsets[i + 1] if i + 1 < len(row_axis.offsets) else H
@@ -222,6 +225,8 @@ class Reader(threading.Thread):
             x = raw[:, :, c0 - rc0 : c1 - rc0].astype(np.float32)
             x *= self.mul
             x += self.add
+            if raw.dtype.kind == "f":  # no-data NaN would spread through every convolution: the mean instead
+                np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             pad_cols = (c0 - c, c + self.tw - c1)
             if any(pad_rows) or any(pad_cols):  # window reaches past the raster: mirror its pixels
                 x = np.pad(x, ((0, 0), pad_rows, pad_cols), mode="symmetric")

@@ -3,7 +3,10 @@ outputs that cannot be written, all before any model is loaded.
 
 ``-o`` names a file (one input) or a folder (each input ``STEM`` writes ``STEM.<format>``, and
 ``STEM_probs.tif`` in the ``--probs`` folder); in a folder an input whose output exists is
-skipped unless ``--overwrite``. Outputs are written under temporary names
+skipped unless ``--overwrite``. Output folders that do not exist are only checked here (their
+parent must be writable); predict creates them when the work starts (:func:`folders_to_create`).
+Temporary files that a killed run left beside the outputs are swept first
+(:func:`geounet.io.files.sweep_stale`). Outputs are written under temporary names
 (:func:`geounet.io.files.temp_path`) by the writers and renamed only when complete.
 """
 
@@ -13,12 +16,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, GeounetError
-from ..io.files import check_writable
+from ..errors import ConfigError
+from ..io.files import check_creatable, check_writable, sweep_stale
 from ..io.vector import FORMATS, check_vector_format
+from ..log import logger
 from .settings import PredictConfig
 
-__all__ = ["RasterJob", "plan_jobs"]
+__all__ = ["RasterJob", "plan_jobs", "folders_to_create"]
 
 
 @dataclass
@@ -67,10 +71,7 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
     for folder in [output] + ([probs] if probs is not None else []):
         if folder.exists() and not folder.is_dir():
             raise ConfigError("output folder is a file", folder)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GeounetError(f"cannot create output folder ({exc.strerror or exc})", folder) from None
+        check_creatable(folder)  # created by predict when the work starts, not here
     jobs, seen = [], {}
     for inp in inputs:
         stem = inp.stem
@@ -79,7 +80,7 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
         seen[stem] = inp
         out = output / f"{stem}{ext}"
         pr = probs / f"{stem}_probs.tif" if probs is not None else None
-        jobs.append(RasterJob(inp, out, pr, skip=out.exists() and not config.overwrite))
+        jobs.append(RasterJob(inp, out, pr))
     check_vector_format(output / f"x{ext}")
     return jobs
 
@@ -101,6 +102,12 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
         jobs = [_file_job(config, inputs[0], output, probs, ext)]
     else:
         jobs = _folder_jobs(config, inputs, output, probs, ext)
+    # before deciding what exists: a killed run may have left temporary files, or an output moved aside
+    for stale in sweep_stale([p for j in jobs for p in (j.output, j.probs) if p is not None]):
+        logger.info("removed %s, a temporary file of a run that was killed", stale)
+    if not single_file:
+        for job in jobs:
+            job.skip = job.output.exists() and not config.overwrite
     for job in jobs:
         for out in [job.output, job.probs]:
             if out is None:
@@ -110,7 +117,18 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
                     raise ConfigError("output would overwrite an input raster", out)
         if job.skip:
             continue
-        check_writable(job.output, config.overwrite)
-        if job.probs is not None:
-            check_writable(job.probs, config.overwrite)
+        for out in [job.output, job.probs]:
+            # an output folder still to be created holds no file yet (check_creatable checked its parent)
+            if out is not None and (single_file or out.parent.is_dir()):
+                check_writable(out, config.overwrite)
     return jobs
+
+
+def folders_to_create(jobs: list[RasterJob]) -> list[Path]:
+    """The output folders that do not exist yet, outermost first (for :func:`plan_jobs`'s jobs)."""
+    folders: list[Path] = []
+    for job in jobs:
+        for out in (job.output, job.probs):
+            if out is not None:
+                folders += [f for f in check_creatable(out.parent) if f not in folders]
+    return folders

@@ -35,8 +35,11 @@ def building_mask(p_building: np.ndarray, valid: np.ndarray, threshold: float, s
        so a filled hole never covers no-data.
     """
     binary = ((p_building >= threshold) & valid).astype(np.uint8)
-    if sieve_px >= 2 and binary.any():
-        binary = sieve(binary, size=int(sieve_px), connectivity=4)
+    # GDAL sieves nothing as large as the image itself: a raster of fewer pixels than a speck (tiny, or
+    # resampled to a few pixels) keeps its regions of all but its own size
+    size = min(int(sieve_px), binary.size - 1)
+    if size >= 2 and binary.any():
+        binary = sieve(binary, size=size, connectivity=4)
         binary &= valid
     return binary.astype(bool)
 
