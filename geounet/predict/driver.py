@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ..config import CheckpointInfo
 from ..device import autocast, resolve_device
 from ..errors import CheckpointError
-from ..grid import ColumnBand, column_bands_with_context, window_phase
+from ..grid import ColumnBand, column_bands_with_context, window_origin
 from ..io.probs import ProbsWriter
 from ..io.raster import gdal_env, has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
 from ..io.vector import VectorWriter
@@ -103,12 +103,12 @@ def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
     separate, channels, out_idx = separation_channels(info, options.separate)
     vopt = vectorize_options(src, options, channels, separate)
     H, W, m = src.height, src.width, info.model.multiple
-    phase = window_phase(src.transform, m)
+    first = window_origin(src.transform)  # windows on a lattice anchored at the CRS origin
     # column bands bound the memory by their width; each gets context columns for the sieve
     col_bands = column_bands_with_context(W, options.band_width, options.probs_block, vopt.margin)
     nch = len(channels) if len(channels) > 1 else None
     stitchers = [
-        StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
+        StripStitcher(H, W, options.tile, options.overlap, first=first, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
         for b in col_bands
     ]
     return _Layout(H, W, src.crs, src.transform, has_validity_mask(src), separate, channels, out_idx, nch, vopt,
