@@ -32,7 +32,8 @@ from ..device import autocast, resolve_device
 from ..errors import CheckpointError
 from ..grid import ColumnBand, column_bands_with_context, window_origin
 from ..io.probs import ProbsWriter
-from ..io.raster import gdal_env, has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
+from ..io.mosaic import Mosaic, open_input
+from ..io.raster import gdal_env, has_validity_mask, pixel_size_m, raise_user_error, resampled
 from ..io.vector import VectorWriter
 from ..log import logger
 from ..model import checkpoint
@@ -53,7 +54,7 @@ __all__ = ["PredictResult", "RasterResult", "predict", "predict_raster"]
 class RasterResult:
     """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept)."""
 
-    input: Path
+    input: Path | Mosaic
     output: Path
     probs: Path | None = None
     skipped: bool = False
@@ -151,14 +152,15 @@ def _log_separation(path: Path, layout: _Layout) -> None:
 def predict_raster(
     model: torch.nn.Module,
     info: CheckpointInfo,
-    input_path: str | os.PathLike,
+    input_path: str | os.PathLike | Mosaic,
     output: str | os.PathLike,
     options: RunOptions,
     *,
     probs: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
 ) -> RasterResult:
-    """Run ``model`` over one raster and write its buildings to ``output`` (and probabilities to ``probs``).
+    """Run ``model`` over one raster (or a :class:`~geounet.io.mosaic.Mosaic` of tiles read as one) and write
+    its buildings to ``output`` (and probabilities to ``probs``).
 
     ``model`` maps a (B, C, H, W) float batch to (B, K, H, W) logits; ``info`` gives its
     bands, normalisation and output names (``info.model.outputs``: building, and border and
@@ -167,10 +169,11 @@ def predict_raster(
     """
     t_start = time.perf_counter()
     device = torch.device(device)
-    input_path, output = Path(input_path), Path(output)
+    input_path = input_path if isinstance(input_path, Mosaic) else Path(input_path)
+    output = Path(output)
     probs = Path(probs) if probs is not None else None
-    with open_raster(input_path) as raster:
-        check_raster(raster, info, input_path)
+    with open_input(input_path) as raster:
+        check_raster(raster, info, str(input_path))
         target_px = _pixel_size_for(raster, info, options, input_path)
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
@@ -184,7 +187,7 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path, output: Path, probs: Path | None):
+                 device: torch.device, input_path: Path | Mosaic, output: Path, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
         self.input_path, self.output = input_path, output
         self.vec_writer = VectorWriter(output, layout.crs, wgs84=options.wgs84)
@@ -247,7 +250,7 @@ class _Run:
             if isinstance(msg, ReadDone):
                 break
             if isinstance(msg, ReadFailed):
-                raise_user_error(msg.error, self.input_path, "read raster")
+                raise_user_error(msg.error, str(self.input_path), "read raster")
             if msg.column_band != current:
                 if not stitchers[current].finished:
                     raise RuntimeError("band ended before all its rows were released")
@@ -361,8 +364,8 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
     options = resolve_options(config, info, device)
     net = _prepare(net, device)
     for j in todo:  # refuse unusable inputs before spending time on any of them
-        with open_raster(j.input) as src:
-            check_raster(src, info, j.input)
+        with open_input(j.input) as src:
+            check_raster(src, info, str(j.input))
     logger.info(
         "model %s (width %d, depth %d); windows %d px, overlap %d, batch %d on %s%s",
         info.path or "(given)", info.model.width, info.model.depth, options.tile, options.overlap,
