@@ -86,6 +86,7 @@ def main(argv=None) -> int:
                 dst.write(src.read(window=win))
                 dst.write_mask(src.dataset_mask(window=win))
             bounds = shapely.box(*rasterio.windows.bounds(win, src.transform))
+            raster_crs = src.crs
         rows, seconds = {}, {}
         for name, reg in (("none", False), ("geounet", True)):
             t0 = time.perf_counter()
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows["buildingregulariser"] = theirs(rows["none"])
     seconds["buildingregulariser"] = time.perf_counter() - t0
-    truth = gpd.read_file(args.truth)
+    truth = gpd.read_file(args.truth).to_crs(raster_crs)
     truth = truth[truth.geometry.centroid.within(bounds)].to_crs(crs)
     from geounet.labels import drop_contained
 

@@ -22,12 +22,13 @@ the tolerance of the original.
    which a plain merge would flatten). Lines then alternate, and consecutive lines meet at
    right-angled corners.
 5. Rotate back. A squared ring that crosses itself is made valid and its largest piece kept. A
-   candidate counts only if it is valid, changes the area by at most ``max_area_change`` and stays
-   within ``MAX_SHIFT * tolerance`` of the original outline (a wall 15 degrees off the axis moves
-   its ends, as JOSM's and ESRI's squaring do; the bound keeps that to walls of a few metres). Without one, the same at half the tolerance
-   (small buildings, where 0.5 m is much of a wall); then the minimum rotated rectangle when its
-   area is close enough; else the outline is left as it was: squaring must never invent or drop a
-   building.
+   candidate counts only if it is valid and changes the area by at most ``max_area_change``; the
+   first of these that has one wins: within ``2 * tolerance`` of the original outline at the
+   tolerance, then at half of it (small buildings, where 0.5 m is much of a wall), then the same
+   within ``MAX_SHIFT * tolerance`` (a wall 15 degrees off the axis moves its ends, as JOSM's and
+   ESRI's squaring do; the bound keeps that to walls of a few metres); then the minimum rotated
+   rectangle when its area is close enough; else the outline is left as it was: squaring must
+   never invent or drop a building.
 
 Holes are squared the same way in the polygon's frame (and dropped if they vanish).
 """
@@ -156,29 +157,36 @@ def _orientations(simple: Polygon, poly: Polygon) -> list[float]:
     return out
 
 
+def _best(poly: Polygon, tol: float, reach, max_area_change: float) -> Polygon | None:
+    """The squared ``poly`` at ``tol`` that differs from it by the smallest area among the candidate axes,
+    keeping the area within ``max_area_change`` and inside ``reach``; None if no axis gives one."""
+    simple = poly.simplify(tol, preserve_topology=True)
+    if not isinstance(simple, Polygon) or simple.is_empty:
+        return None
+    best, best_err = None, math.inf
+    for theta in _orientations(simple, poly):
+        c = _squared(simple, tol, theta)
+        if c is None or not c.is_valid or abs(c.area - poly.area) > max_area_change * poly.area:
+            continue
+        if not c.covered_by(reach):
+            continue
+        err = c.symmetric_difference(poly).area
+        if err < best_err:
+            best, best_err = c, err
+    return best
+
+
 def _regularize_polygon(poly: Polygon, tolerance: float, max_area_change: float) -> Polygon:
-    """Best squared ``poly`` (see the module docstring): fewest changed pixels among the candidate axes,
-    at ``tolerance`` or else half of it; every candidate keeps the area within ``max_area_change`` and
-    stays within ``MAX_SHIFT * tolerance`` of ``poly``."""
+    """Squared ``poly`` (see the module docstring): within ``2 * tolerance`` of it at the tolerance or half
+    of it, else within ``MAX_SHIFT * tolerance``; else its minimum rotated rectangle; else ``poly``."""
     if poly.is_empty or poly.area <= 0:
         return poly
-    for tol in (tolerance, tolerance / 2):
-        simple = poly.simplify(tol, preserve_topology=True)
-        if not isinstance(simple, Polygon) or simple.is_empty:
-            continue
-        reach = poly.buffer(MAX_SHIFT * tolerance, quad_segs=2)
-        best, best_err = None, math.inf
-        for theta in _orientations(simple, poly):
-            c = _squared(simple, tol, theta)
-            if c is None or not c.is_valid or abs(c.area - poly.area) > max_area_change * poly.area:
-                continue
-            if not c.covered_by(reach):
-                continue
-            err = c.symmetric_difference(poly).area
-            if err < best_err:
-                best, best_err = c, err
-        if best is not None:
-            return best
+    for shift in (2.0, MAX_SHIFT):
+        reach = poly.buffer(shift * tolerance, quad_segs=2)
+        for tol in (tolerance, tolerance / 2):
+            best = _best(poly, tol, reach, max_area_change)
+            if best is not None:
+                return best
     rect = poly.minimum_rotated_rectangle
     if isinstance(rect, Polygon) and abs(rect.area - poly.area) <= max_area_change * poly.area:
         return rect
