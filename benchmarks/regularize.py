@@ -1,9 +1,10 @@
 """Squared outlines: geounet's ``--regularize`` against the ``buildingregulariser`` package and no squaring.
 
-    python benchmarks/regularize.py [--window COL ROW WIDTH HEIGHT] [--raster PATH --truth PATH]
+    pip install buildingregulariser==0.2.5   # the package compared against (not a geounet dependency)
+    python benchmarks/regularize.py [--raster PATH --truth PATH] [--window COL ROW WIDTH HEIGHT]...
 
-The bundled model predicts a crop of a real aerial scene (default: 1536 x 1536 px of Banepa,
-0.13 m, with its OpenStreetMap footprints) twice: without squaring (``none``) and with
+The bundled model predicts crops of a real aerial scene (default: three 1536 x 1536 px crops of
+Banepa, 0.13 m, with its OpenStreetMap footprints) twice: without squaring (``none``) and with
 ``--regularize`` (``geounet``). ``buildingregulariser`` 0.2.5 (``regularize_geodataframe``, right
 angles only, no circles, tolerances 0.5 m like geounet's) squares the ``none`` footprints in the
 scene's UTM zone (``theirs``). For each: the share of corners within 10 degrees of a right angle
@@ -68,26 +69,27 @@ def theirs(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                                    allow_circles=False, num_cores=1)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raster", type=Path, default=DATA / "banepa" / "banepa.tif")
-    ap.add_argument("--truth", type=Path, default=DATA / "banepa" / "banepa_buildings.geojson")
-    ap.add_argument("--window", type=int, nargs=4, default=(1024, 1024, 1536, 1536), metavar=("COL", "ROW", "W", "H"))
-    args = ap.parse_args(argv)
+def crop(raster: Path, window: tuple[int, int, int, int], out: Path):
+    """Write ``window`` of ``raster`` (with its mask) to ``out``; its bounds and the raster's CRS."""
+    with rasterio.open(raster) as src:
+        win = Window(*window)
+        profile = src.profile | dict(width=win.width, height=win.height, transform=window_transform(win, src.transform),
+                                     driver="GTiff", compress="deflate", photometric=None)
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(src.read(window=win))
+            dst.write_mask(src.dataset_mask(window=win))
+        return shapely.box(*rasterio.windows.bounds(win, src.transform)), src.crs
+
+
+def scene(raster: Path, truth_path: Path, window: tuple[int, int, int, int]) -> list[str]:
+    """Table rows (none, geounet, buildingregulariser) for one crop."""
+    from geounet.labels import drop_contained
     from geounet.predict import PredictConfig, predict
 
+    rows, seconds = {}, {}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        with rasterio.open(args.raster) as src:
-            win = Window(*args.window)
-            profile = src.profile | dict(width=win.width, height=win.height, transform=window_transform(win, src.transform),
-                                         driver="GTiff", compress="deflate", photometric=None)
-            with rasterio.open(d / "crop.tif", "w", **profile) as dst:
-                dst.write(src.read(window=win))
-                dst.write_mask(src.dataset_mask(window=win))
-            bounds = shapely.box(*rasterio.windows.bounds(win, src.transform))
-            raster_crs = src.crs
-        rows, seconds = {}, {}
+        bounds, raster_crs = crop(raster, window, d / "crop.tif")
         for name, reg in (("none", False), ("geounet", True)):
             t0 = time.perf_counter()
             predict(PredictConfig(inputs=[d / "crop.tif"], output=d / f"{name}.gpkg", regularize=reg, progress=False))
@@ -98,23 +100,36 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows["buildingregulariser"] = theirs(rows["none"])
     seconds["buildingregulariser"] = time.perf_counter() - t0
-    truth = gpd.read_file(args.truth).to_crs(raster_crs)
+    truth = gpd.read_file(truth_path).to_crs(raster_crs)
     truth = truth[truth.geometry.centroid.within(bounds)].to_crs(crs)
-    from geounet.labels import drop_contained
-
     truth = gpd.GeoSeries(drop_contained(truth.geometry.make_valid())[0], crs=crs)
     area0 = rows["none"].area.sum()
-    print(f"{args.raster.name} window {tuple(args.window)}: {len(rows['none'])} predicted, {len(truth)} true "
-          f"buildings; UTM {crs.to_epsg()}\n")
-    print("| squaring | buildings | corners | right or straight (10 deg) | total area / none | object F1 | seconds |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    where = f"{raster.stem} {window[2]}x{window[3]} at ({window[0]}, {window[1]}), {len(truth)} true"
+    out = []
     for name, gdf in rows.items():
         g = gdf.geometry[~gdf.geometry.is_empty]
         secs = (f"{seconds[name]:.1f} (predict)" if name == "none" else
                 f"{seconds[name] - seconds['none']:+.1f} (in predict)" if name == "geounet" else
                 f"{seconds[name]:.1f} (after predict)")
-        print(f"| {name} | {len(g)} | {corner_angles(g.values).size} | {square_share(g.values):.3f} | "
-              f"{g.area.sum() / area0:.3f} | {object_f1(g, truth):.3f} | {secs} |")
+        out.append(f"| {where} | {name} | {len(g)} | {corner_angles(g.values).size} | {square_share(g.values):.3f} | "
+                   f"{g.area.sum() / area0:.3f} | {object_f1(g, truth):.3f} | {secs} |")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raster", type=Path, default=DATA / "banepa" / "banepa.tif")
+    ap.add_argument("--truth", type=Path, default=DATA / "banepa" / "banepa_buildings.geojson")
+    ap.add_argument("--window", type=int, nargs=4, action="append", metavar=("COL", "ROW", "W", "H"),
+                    help="crop to predict (repeatable); default: three 1536 px crops of Banepa")
+    args = ap.parse_args(argv)
+    windows = args.window or [(1024, 1024, 1536, 1536), (0, 0, 1536, 1536), (1536, 2560, 1536, 1536)]
+    print("| scene | squaring | buildings | corners | right or straight (10 deg) | total area / none | object F1 "
+          "| seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for window in windows:
+        for row in scene(args.raster, args.truth, tuple(window)):
+            print(row, flush=True)
     return 0
 
 
