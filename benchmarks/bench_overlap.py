@@ -7,7 +7,10 @@ orthophoto (shared/data) and the same crop shifted by a few pixels (so every win
 elsewhere on the buildings), and reports the IoU of the two building masks over the shared
 area, whole (``IoU``) and away from the shifted crop's cut edges (``IoU core``: 64 px in,
 where both runs see the same context), the largest probability difference there, and
-the time per megapixel. The shifts are not multiples of 2**depth, except the last one.
+the time per megapixel, and whether the probabilities are identical more than one window in
+from the shifted crop's edges (``same inner``: where both runs have the same windows on the
+same pixels, since the window lattice is anchored at the CRS origin). The shifts are not
+multiples of 2**depth, except (16, 32).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from rasterio.windows import transform as window_transform
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banepa" / "banepa.tif"
-SHIFTS = [(11, 7), (3, 5), (16, 32)]
+SHIFTS = [(11, 7), (3, 5), (16, 32), (37, 53)]
 MARGIN = 64
 
 
@@ -51,8 +54,8 @@ def main(argv=None) -> int:
         crs = src.crs
     print(f"crop {win} of {SOURCE.name}; model {info.model.width}w/{info.model.depth}d; shifts {SHIFTS}\n")
     print("| tile | overlap | windows x pixels / raster | s per Mpx | " + " | ".join(
-        f"IoU {s} | IoU core {s} | max dp core {s}" for s in SHIFTS) + " |")
-    print("|" + " --- |" * (4 + 3 * len(SHIFTS)))
+        f"IoU {s} | IoU core {s} | max dp core {s}" for s in SHIFTS) + " | same inner |")
+    print("|" + " --- |" * (5 + 3 * len(SHIFTS)))
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         a = write(d / "a.tif", img, crs, t)
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
             secs = time.perf_counter() - t0
             with rasterio.open(d / f"pa{tile}_{overlap}.tif") as p:
                 pa_full = p.read(1) / 255.0
-            cells = []
+            cells, same = [], []
             for dy, dx in SHIFTS:
                 b = write(d / "b.tif", img[:, dy:, dx:], crs, t @ Affine.translation(dx, dy))
                 for f in (d / "b.gpkg", d / "pb.tif"):
@@ -79,8 +82,9 @@ def main(argv=None) -> int:
                 iou_core = (ca & cb).sum() / max(1, (ca | cb).sum())
                 dp = np.abs(pa[m:-m, m:-m] - pb[m:-m, m:-m]).max()
                 cells += [f"{iou:.4f}", f"{iou_core:.4f}", f"{dp:.2f}"]
+                same.append("yes" if np.array_equal(pa[tile:-tile, tile:-tile], pb[tile:-tile, tile:-tile]) else "no")
             cost = ra.windows_run * tile * tile / ra.pixels
-            print(f"| {tile} | {overlap} | {cost:.2f} | {secs / (ra.pixels / 1e6):.2f} | " + " | ".join(cells) + " |",
+            print(f"| {tile} | {overlap} | {cost:.2f} | {secs / (ra.pixels / 1e6):.2f} | " + " | ".join(cells) + f" | {'/'.join(same)} |",
                   flush=True)
     return 0
 

@@ -121,31 +121,52 @@ def spatial_split(weights: Sequence[float], val_fraction: float, seed: int = 0) 
     return sorted(int(i) for i in idx if i not in val_set), sorted(val)
 
 
-def lattice_phase(origin: float, pixel: float, multiple: int) -> int:
-    """How many pixels before the raster's first pixel the window lattice starts, in ``[0, multiple)``.
+def grid_index(origin: float, pixel: float) -> int:
+    """Index of the pixel that starts at ``origin`` on a grid of ``pixel`` steps anchored at CRS coordinate 0.
 
-    ``origin / pixel`` is the raster's first pixel counted on a grid anchored at coordinate 0
-    of its CRS, so two rasters cut from the same pixel grid (crops, tiles, shifted
-    extents) get lattices that coincide on the ground. Used so every window starts on the
-    same ``multiple`` (``2**depth``) lattice of ground pixels: a U-Net's max-pool grid then
-    falls on the same pixels whatever the extent, and its predictions do not change when
-    the raster is cropped a few pixels differently.
+    Formula: ``floor(origin / pixel + 0.5)`` (rounded: the origin of a crop or a tile of the
+    same grid is a whole number of pixels away up to floating-point error). Two rasters cut
+    from one pixel grid (crops, tiles of a mosaic, shifted extents) number the same ground
+    pixel alike, so lattices built on this index coincide on the ground. ``0`` when
+    ``pixel`` is 0 (no grid).
     """
-    if multiple <= 1 or pixel == 0:
+    if pixel == 0:
         return 0
-    first = math.floor(origin / pixel + 0.5)
-    return int(first % multiple)
+    return int(math.floor(origin / pixel + 0.5))
 
 
-def lattice_offsets(length: int, size: int, stride: int, phase: int = 0, multiple: int = 1) -> list[int]:
-    """Window offsets along an axis on a lattice: ``-phase + k * stride``, covering ``[0, length)``.
+def lattice_phase(origin: float, pixel: float, multiple: int) -> int:
+    """How many pixels before the raster's first pixel the ``multiple`` lattice starts, in ``[0, multiple)``.
 
-    Like :func:`axis_offsets` with the first window starting ``phase`` pixels before the
-    raster and every offset on the ``multiple`` lattice (``stride`` must be a multiple of
-    ``multiple``). The last window is the first lattice position at or after
-    ``length - size``: flush with the far edge when it falls on the lattice, else
-    reaching at most ``multiple - 1`` pixels past it (those are padded, never output).
-    With ``phase=0, multiple=1`` this is exactly :func:`axis_offsets`.
+    Formula: ``grid_index(origin, pixel) % multiple`` (``0`` when ``multiple <= 1``): the
+    raster's first pixel counted on the grid anchored at coordinate 0 of its CRS, modulo
+    the lattice step. With ``multiple = 2**depth`` a U-Net's max-pool grid falls on the same
+    ground pixels whatever the extent.
+    """
+    if multiple <= 1:
+        return 0
+    return grid_index(origin, pixel) % multiple
+
+
+def lattice_offsets(length: int, size: int, stride: int, first: int = 0, multiple: int = 1) -> list[int]:
+    """Window offsets along an axis whose first pixel has index ``first`` on the CRS-anchored grid.
+
+    With ``phase = first % multiple``:
+
+    * the first window starts at ``a = -phase`` (on the ``multiple`` lattice, at most
+      ``multiple - 1`` pixels before the raster);
+    * the last window starts at ``z = a + ceil((length - size - a) / multiple) * multiple``,
+      the first ``multiple`` lattice position at or after ``length - size`` (flush with the far
+      edge, or reaching at most ``multiple - 1`` pixels past it);
+    * every window between starts at an offset ``o`` with ``a < o < z`` and
+      ``(first + o) % stride == 0``: on the *stride* lattice anchored at the CRS origin.
+
+    So two rasters cut from one grid (a crop, a neighbouring tile) put their inner windows on
+    the same ground pixels and see the same pixels in them; only the windows within one
+    window of an edge differ. Consecutive offsets are at most ``stride`` apart (never less
+    overlap than ``size - stride``). One window at ``a`` when ``length + phase <= size``.
+    ``stride`` and ``size`` must be multiples of ``multiple``; with ``first=0, multiple=1``
+    this is exactly :func:`axis_offsets`.
     """
     if size < 1 or stride < 1 or multiple < 1:
         raise ValueError("size, stride and multiple must be >= 1")
@@ -153,31 +174,24 @@ def lattice_offsets(length: int, size: int, stride: int, phase: int = 0, multipl
         raise ValueError("stride larger than size would leave gaps")
     if stride % multiple or size % multiple:
         raise ValueError("size and stride must be multiples of the lattice")
-    if not 0 <= phase < multiple:
-        raise ValueError("phase must be in [0, multiple)")
-    start = -phase
-    if length + phase <= size:
+    start = -(first % multiple)
+    if length - start <= size:
         return [start]
     last = start + math.ceil((length - size - start) / multiple) * multiple
-    offsets = []
-    o = start
-    while o < last:
-        offsets.append(o)
-        o += stride
-    offsets.append(last)
-    return offsets
+    inner = start + 1 + (-(first + start + 1)) % stride  # first stride-lattice offset after start
+    return [start] + list(range(inner, last, stride)) + [last]
 
 
-def window_phase(transform: Affine, multiple: int) -> tuple[int, int]:
-    """``(row phase, column phase)`` of the window lattice of a raster with ``transform``.
+def window_origin(transform: Affine) -> tuple[int, int]:
+    """``(row index, column index)`` of a raster's first pixel on the grid anchored at its CRS origin.
 
-    Formula: ``(lattice_phase(f, e, multiple), lattice_phase(c, a, multiple))`` for a
-    north-up grid (``b == d == 0``): rows count from the origin's y (``f``) in steps of
-    ``e``, columns from its x (``c``) in steps of ``a``. A rotated grid has no CRS-anchored
-    lattice: ``(0, 0)``, the lattice starts at the raster's corner.
+    Formula: ``(grid_index(f, e), grid_index(c, a))`` for a north-up grid (``b == d == 0``):
+    rows count from the origin's y (``f``) in steps of ``e``, columns from its x (``c``) in
+    steps of ``a``. A rotated grid has no CRS-anchored lattice: ``(0, 0)``, the lattice
+    starts at the raster's corner.
     """
     if transform.b == 0 and transform.d == 0:
-        return lattice_phase(transform.f, transform.e, multiple), lattice_phase(transform.c, transform.a, multiple)
+        return grid_index(transform.f, transform.e), grid_index(transform.c, transform.a)
     return 0, 0
 
 

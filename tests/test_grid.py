@@ -5,17 +5,40 @@ import math
 import pytest
 from affine import Affine
 
-from geounet.grid import ColumnBand, area_px, column_bands, column_bands_with_context, lattice_phase, length_px, window_phase
+from geounet.grid import (ColumnBand, area_px, column_bands, column_bands_with_context, grid_index, lattice_offsets,
+                          length_px, window_origin)
 
 
-def test_window_phase_follows_the_crs_origin_and_ignores_rotated_grids():
+def test_window_origin_follows_the_crs_origin_and_ignores_rotated_grids():
     t = Affine(0.2, 0, 500000.6, 0, -0.2, 4000000.0 - 0.2 * 5)
-    assert window_phase(t, 16) == (lattice_phase(t.f, t.e, 16), lattice_phase(t.c, t.a, 16))
-    assert window_phase(t @ Affine.translation(3, 7), 16) == ((window_phase(t, 16)[0] + 7) % 16,
-                                                              (window_phase(t, 16)[1] + 3) % 16)
-    assert window_phase(Affine(0.2, 0.01, 0, 0.01, -0.2, 0), 16) == (0, 0)
+    assert window_origin(t) == (grid_index(t.f, t.e), grid_index(t.c, t.a)) == (-19999995, 2500003)
+    assert window_origin(t @ Affine.translation(3, 7)) == (window_origin(t)[0] + 7, window_origin(t)[1] + 3)
+    assert window_origin(Affine(0.2, 0.01, 0, 0.01, -0.2, 0)) == (0, 0)
+    # degrees: a crop 53 columns and 37 rows in of Banepa's grid
+    b = Affine(1.341104507446289e-06, 0.0, 85.51895141601562, 0.0, -1.1881231216440136e-06, 27.63426547568562)
+    assert window_origin(b @ Affine.translation(53, 37)) == (window_origin(b)[0] + 37, window_origin(b)[1] + 53)
 
 
+@pytest.mark.parametrize("first", [0, 5, 53, 390, -17])
+@pytest.mark.parametrize("length", [700, 1003, 5000])
+def test_inner_windows_sit_on_the_crs_anchored_stride_lattice(first, length):
+    size, stride, m = 512, 384, 16
+    offs = lattice_offsets(length, size, stride, first, m)
+    assert offs[0] == -(first % m) and offs == sorted(set(offs))
+    assert all((first + o) % stride == 0 for o in offs[1:-1])
+    assert all((first + o) % m == 0 for o in offs)
+    assert all(0 < b - a <= stride for a, b in zip(offs, offs[1:]))  # never less overlap than asked
+    assert 0 <= offs[-1] + size - length < m
+
+
+@pytest.mark.parametrize("dy", [1, 37, 53, 400])
+def test_a_crop_puts_its_inner_windows_where_the_whole_raster_has_them(dy):
+    """Windows of a crop starting ``dy`` pixels in, more than a window from its edges, are the whole raster's."""
+    size, stride, m, first, length = 512, 384, 16, 12345, 4000
+    whole = {first + o for o in lattice_offsets(length, size, stride, first, m)}
+    crop = lattice_offsets(length - dy - 700, size, stride, first + dy, m)
+    inner = [first + dy + o for o in crop if o > size and o + size < length - dy - 700 - size]
+    assert inner and set(inner) <= whole
 @pytest.mark.parametrize("width,max_width,context", [(700, 200, 24), (5000, 8192, 50), (20000, 6144, 100)])
 def test_column_bands_with_context_widen_each_band_inside_the_raster(width, max_width, context):
     bands = column_bands_with_context(width, max_width, 256 if width > 1000 else 64, context)

@@ -142,7 +142,7 @@ def test_lattice_phase_follows_the_ground_not_the_extent():
 def test_windows_reaching_past_the_raster_are_clipped(phase):
     rng = np.random.default_rng(1)
     field = rng.random((300, 410)).astype(np.float32)
-    st = StripStitcher(300, 410, 128, 32, phase=phase, multiple=16)
+    st = StripStitcher(300, 410, 128, 32, first=phase, multiple=16)
     assert st.rows.offsets[0] == -phase[0] and st.cols.offsets[0] == -phase[1]
 
     def window(r, c, h, w):
@@ -154,7 +154,7 @@ def test_windows_reaching_past_the_raster_are_clipped(phase):
 
     out = _run(st, window)
     np.testing.assert_allclose(out, field, rtol=1e-5, atol=1e-6)
-    small = StripStitcher(40, 30, 128, 32, phase=phase, multiple=16)
+    small = StripStitcher(40, 30, 128, 32, first=phase, multiple=16)
     assert small.rows.size % 16 == 0 and small.rows.size >= 40 + phase[0]
     np.testing.assert_allclose(_run(small, lambda r, c, h, w: np.full((h, w), 0.3, np.float32)), 0.3, rtol=1e-6)
 
@@ -168,9 +168,9 @@ def test_column_bands_reassemble_the_whole_raster():
     assert all(a % 256 == 0 for a, _ in bands) and all(b == c for (_, b), (c, _) in zip(bands, bands[1:]))
     rng = np.random.default_rng(2)
     field = rng.random((300, 700)).astype(np.float32)
-    whole = StripStitcher(300, 700, 128, 32, phase=(3, 5), multiple=16)
+    whole = StripStitcher(300, 700, 128, 32, first=(3, 5), multiple=16)
     for x0, x1 in column_bands(700, 200, align=64):
-        st = StripStitcher(300, 700, 128, 32, phase=(3, 5), multiple=16, cols=(x0, x1))
+        st = StripStitcher(300, 700, 128, 32, first=(3, 5), multiple=16, cols=(x0, x1))
         assert set(st.col_ids) < set(range(len(whole.cols.offsets)))
         out = _run(st, lambda r, c, h, w: np.pad(field, 200)[r + 200 : r + 200 + h, c + 200 : c + 200 + w])
         np.testing.assert_allclose(out, field[:, x0:x1], rtol=1e-5, atol=1e-6)

@@ -23,6 +23,7 @@ def _opt(*decls, **kw):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help=setting_doc(PredictConfig, "output"))
 @model_opt()
+@_opt("--mosaic", is_flag=True)
 @_opt("--probs", type=click.Path())
 @_opt("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), show_default=True)
 @tile_size_opt
@@ -48,7 +49,8 @@ def predict(**kwargs) -> None:
     vectorised strip by strip, so rasters far larger than memory work. With several
     INPUTs, OUTPUT is a folder and each input gets its own file; inputs whose file
     exists are skipped unless --overwrite; an input that fails is reported on one line and
-    the others are still done (exit code 1 at the end). Written paths are printed on stdout.
+    the others are still done (exit code 1 at the end). With --mosaic, the INPUTs are tiles
+    of one area predicted as one raster into the file OUTPUT. Written paths are printed on stdout.
     """
     from ..predict import predict as run_predict
 

@@ -25,7 +25,8 @@ import torch
 from ..config import CheckpointInfo
 from ..device import resolve_device
 from ..errors import GeounetError
-from ..io.raster import gdal_env, open_raster
+from ..io.mosaic import open_input
+from ..io.raster import gdal_env
 from ..log import logger
 from .driver import PredictResult, RasterResult, _load_model, _prepare, predict_raster
 from .plan import RasterJob, folders_to_create, plan_jobs
@@ -59,8 +60,8 @@ def _attempt(result: PredictResult, job: RasterJob, batch: bool, work: Callable[
 
 
 def _check_input(job: RasterJob, info: CheckpointInfo) -> None:
-    with open_raster(job.input) as src:
-        check_raster(src, info, job.input)
+    with open_input(job.input) as src:
+        check_raster(src, info, str(job.input))
 
 
 def _make_folders(folders: list[Path]) -> list[Path]:

@@ -31,10 +31,11 @@ from tqdm import tqdm
 from ..config import CheckpointInfo
 from ..device import autocast
 from ..errors import CheckpointError
-from ..grid import ColumnBand, column_bands_with_context, window_phase
+from ..grid import ColumnBand, column_bands_with_context, window_origin
 from ..io.files import replace_together
+from ..io.mosaic import Mosaic, open_input
 from ..io.probs import ProbsWriter
-from ..io.raster import has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
+from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resampled
 from ..io.vector import VectorWriter
 from ..log import logger
 from ..model import checkpoint
@@ -56,7 +57,7 @@ class RasterResult:
     """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept;
     ``error``: the one-line reason it failed, in a batch of several inputs, where the others go on)."""
 
-    input: Path
+    input: Path | Mosaic
     output: Path
     probs: Path | None = None
     skipped: bool = False
@@ -111,12 +112,12 @@ def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
     separate, channels, out_idx = separation_channels(info, options.separate)
     vopt = vectorize_options(src, options, channels, separate)
     H, W, m = src.height, src.width, info.model.multiple
-    phase = window_phase(src.transform, m)
+    first = window_origin(src.transform)  # windows on a lattice anchored at the CRS origin
     # column bands bound the memory by their width; each gets context columns for the sieve
     col_bands = column_bands_with_context(W, options.band_width, options.probs_block, vopt.margin)
     nch = len(channels) if len(channels) > 1 else None
     stitchers = [
-        StripStitcher(H, W, options.tile, options.overlap, phase=phase, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
+        StripStitcher(H, W, options.tile, options.overlap, first=first, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
         for b in col_bands
     ]
     return _Layout(H, W, src.crs, src.transform, has_validity_mask(src), separate, channels, out_idx, nch, vopt,
@@ -159,14 +160,15 @@ def _log_separation(path: Path, layout: _Layout) -> None:
 def predict_raster(
     model: torch.nn.Module,
     info: CheckpointInfo,
-    input_path: str | os.PathLike,
+    input_path: str | os.PathLike | Mosaic,
     output: str | os.PathLike,
     options: RunOptions,
     *,
     probs: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
 ) -> RasterResult:
-    """Run ``model`` over one raster and write its buildings to ``output`` (and probabilities to ``probs``).
+    """Run ``model`` over one raster (or a :class:`~geounet.io.mosaic.Mosaic` of tiles read as one) and write
+    its buildings to ``output`` (and probabilities to ``probs``).
 
     ``model`` maps a (B, C, H, W) float batch to (B, K, H, W) logits; ``info`` gives its
     bands, normalisation and output names (``info.model.outputs``: building, and border and
@@ -175,10 +177,11 @@ def predict_raster(
     """
     t_start = time.perf_counter()
     device = torch.device(device)
-    input_path, output = Path(input_path), Path(output)
+    input_path = input_path if isinstance(input_path, Mosaic) else Path(input_path)
+    output = Path(output)
     probs = Path(probs) if probs is not None else None
-    with open_raster(input_path) as raster:
-        check_raster(raster, info, input_path)
+    with open_input(input_path) as raster:
+        check_raster(raster, info, str(input_path))
         target_px = _pixel_size_for(raster, info, options, input_path)
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
@@ -194,7 +197,7 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path, output: Path, probs: Path | None):
+                 device: torch.device, input_path: Path | Mosaic, output: Path, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
         self.input_path, self.output = input_path, output
         self.vec_writer = VectorWriter(output, layout.crs, wgs84=options.wgs84)
@@ -257,7 +260,7 @@ class _Run:
             if isinstance(msg, ReadDone):
                 break
             if isinstance(msg, ReadFailed):
-                raise_user_error(msg.error, self.input_path, "read raster")
+                raise_user_error(msg.error, str(self.input_path), "read raster")
             if msg.column_band != current:
                 if not stitchers[current].finished:
                     raise RuntimeError("band ended before all its rows were released")

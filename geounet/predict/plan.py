@@ -3,10 +3,11 @@ outputs that cannot be written, all before any model is loaded.
 
 ``-o`` names a file (one input) or a folder (each input ``STEM`` writes ``STEM.<format>``, and
 ``STEM_probs.tif`` in the ``--probs`` folder); in a folder an input whose output exists is
-skipped unless ``--overwrite``. Output folders that do not exist are only checked here (their
-parent must be writable); predict creates them when the work starts (:func:`folders_to_create`).
-Temporary files that a killed run left beside the outputs are swept first
-(:func:`geounet.io.files.sweep_stale`). Outputs are written under temporary names
+skipped unless ``--overwrite``. With ``--mosaic`` the inputs are one raster
+(:class:`~geounet.io.mosaic.Mosaic`) writing one file. Output folders that do not exist are only
+checked here (their parent must be writable); predict creates them when the work starts
+(:func:`folders_to_create`). Temporary files that a killed run left beside the outputs are swept
+first (:func:`geounet.io.files.sweep_stale`). Outputs are written under temporary names
 (:func:`geounet.io.files.temp_path`) by the writers and renamed only when complete.
 """
 
@@ -16,8 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GeounetError
 from ..io.files import check_creatable, check_writable, sweep_stale
+from ..io.mosaic import Mosaic
 from ..io.vector import FORMATS, check_vector_format
 from ..log import logger
 from .settings import PredictConfig
@@ -27,9 +29,9 @@ __all__ = ["RasterJob", "plan_jobs", "folders_to_create"]
 
 @dataclass
 class RasterJob:
-    """One input raster and the files it writes (``skip``: its output exists and is kept)."""
+    """One input raster (or a mosaic of several) and the files it writes (``skip``: its output exists and is kept)."""
 
-    input: Path
+    input: Path | Mosaic
     output: Path
     probs: Path | None
     skip: bool = False
@@ -52,7 +54,7 @@ def _format_extension(fmt: str | None) -> str | None:
     return ext
 
 
-def _file_job(config: PredictConfig, inp: Path, output: Path, probs: Path | None, ext: str | None) -> RasterJob:
+def _file_job(config: PredictConfig, inp: Path | Mosaic, output: Path, probs: Path | None, ext: str | None) -> RasterJob:
     """One input writing the file ``output`` (and the GeoTIFF ``probs``)."""
     if ext and ext != output.suffix.lower():
         raise ConfigError(f"--format {config.fmt} does not match the output extension", output)
@@ -94,12 +96,16 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
     probs = Path(config.probs) if config.probs is not None else None
     ext = _format_extension(config.fmt)
     single_file = output.suffix.lower() in FORMATS
-    if single_file and len(inputs) > 1:
-        raise ConfigError("with several inputs, -o/--output must be a folder (each input gets its own file)", output)
+    if config.mosaic and not single_file:
+        raise ConfigError(f"with --mosaic, -o/--output must name one file ({', '.join(FORMATS)})", output)
+    if single_file and len(inputs) > 1 and not config.mosaic:
+        raise ConfigError("with several inputs, -o/--output must be a folder (each input gets its own file; "
+                          "--mosaic reads them as one raster)", output)
     if not single_file and output.suffix and not output.is_dir():
         raise ConfigError(f"unsupported output format '{output.suffix}'; use one of {', '.join(FORMATS)}", output)
     if single_file:
-        jobs = [_file_job(config, inputs[0], output, probs, ext)]
+        source = Mosaic(tuple(inputs)) if config.mosaic else inputs[0]
+        jobs = [_file_job(config, source, output, probs, ext)]
     else:
         jobs = _folder_jobs(config, inputs, output, probs, ext)
     # before deciding what exists: a killed run may have left temporary files, or an output moved aside

@@ -167,6 +167,10 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
     model_path: str | os.PathLike | None = setting(
         None, "Checkpoint (.pt) to use, or the name of a bundled model (multiscale); default: the "
               "default model bundled with geounet.")
+    mosaic: bool = setting(
+        False, "Read the INPUT rasters as one (adjacent tiles of one pixel grid: same CRS, pixel size, bands "
+               "and data types; gaps are no-data): one output file, a building across a tile border is one "
+               "polygon.")
     probs: str | os.PathLike | None = setting(
         None, "Also write building probabilities (GeoTIFF, 0-255); a folder with several inputs.")
     tile_size: int | None = setting(None, "Window side in pixels; a multiple of 2**depth.")

@@ -77,9 +77,12 @@ def profile(length: int, overlap: int, *, start_border: bool, end_border: bool) 
 class AxisPlan:
     """Window offsets along one axis, their weight profiles and the summed weight of every pixel.
 
-    Offsets lie on a lattice (see :func:`geounet.grid.lattice_offsets`): the first
-    window may start up to ``multiple - 1`` pixels before the raster and the last end up to
-    that far after it; :meth:`clip` gives the part of a window inside the raster.
+    Offsets lie on a lattice anchored at the CRS origin (see :func:`geounet.grid.lattice_offsets`;
+    ``first`` is the index of the axis's first pixel on that grid): the first window may start
+    up to ``multiple - 1`` pixels before the raster and the last end up to that far after it;
+    :meth:`clip` gives the part of a window inside the raster. A window's profile depends only
+    on its size and on whether it touches a raster border, so the inner windows of two rasters
+    cut from one grid carry the same weights on the same ground pixels.
     """
 
     length: int
@@ -89,18 +92,19 @@ class AxisPlan:
     total: np.ndarray  # summed weight per pixel, > 0 everywhere
 
     @classmethod
-    def build(cls, length: int, window: int, overlap: int, *, phase: int = 0, multiple: int = 1) -> "AxisPlan":
-        """The plan of windows of ``window`` pixels, ``overlap`` shared, on the lattice ``(phase, multiple)``."""
+    def build(cls, length: int, window: int, overlap: int, *, first: int = 0, multiple: int = 1) -> "AxisPlan":
+        """The plan of windows of ``window`` pixels, ``overlap`` shared, on the lattice of ``first`` and ``multiple``."""
         if length < 1:
             raise ValueError("axis length must be >= 1")
         if not 0 <= overlap < window:
             raise ValueError(f"overlap must be in [0, {window}), got {overlap}")
+        phase = first % multiple
         if length + phase <= window:  # one window: the axis plus the lattice phase, rounded up to the lattice
             size = math.ceil((length + phase) / multiple) * multiple
             offsets = [-phase]
         else:
             size = window
-            offsets = lattice_offsets(length, window, window - overlap, phase, multiple)
+            offsets = lattice_offsets(length, window, window - overlap, first, multiple)
         profiles, total = [], np.zeros(length, dtype=np.float64)
         for o in offsets:
             a, b = max(o, 0), min(o + size, length)
@@ -130,17 +134,21 @@ class StripStitcher:
     wide. The weights and their normalisation are those of the whole raster, so a band's
     pixels are exactly the whole-raster result; bands bound the memory by their width.
 
+    ``first=(row, col)`` is the index of the raster's first pixel on the grid anchored at its
+    CRS origin (:func:`geounet.grid.window_origin`): windows then fall on the same ground pixels
+    in every raster cut from that grid.
+
     ``channels=C`` blends C output channels at once (building, border, contact): windows
     are then ``(C, size_y, size_x)`` and rows come out as ``(C, n, width)``; each channel is
     blended with the same weights, so each is exactly what a one-channel stitcher gives.
     """
 
-    def __init__(self, height: int, width: int, window: int, overlap: int, *, phase: tuple[int, int] = (0, 0),
+    def __init__(self, height: int, width: int, window: int, overlap: int, *, first: tuple[int, int] = (0, 0),
                  multiple: int = 1, cols: tuple[int, int] | None = None, channels: int | None = None):
         self.height, self.width = int(height), int(width)
         # the window lattice along each axis: window-rows (offsets, weights) and window-columns
-        self.rows = AxisPlan.build(self.height, window, overlap, phase=phase[0], multiple=multiple)
-        self.cols = AxisPlan.build(self.width, window, overlap, phase=phase[1], multiple=multiple)
+        self.rows = AxisPlan.build(self.height, window, overlap, first=first[0], multiple=multiple)
+        self.cols = AxisPlan.build(self.width, window, overlap, first=first[1], multiple=multiple)
         self.x0, self.x1 = (0, self.width) if cols is None else (int(cols[0]), int(cols[1]))
         if not 0 <= self.x0 < self.x1 <= self.width:
             raise ValueError(f"column band {cols} is not inside the raster width {self.width}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .square import MAX_SHIFT
+
 
 @dataclass(frozen=True)
 class VectorizeOptions:
@@ -57,7 +59,8 @@ class VectorizeOptions:
         """How far (pixels) a squared outline may move from the pixel outline and still be used."""
         if self.regularize_m <= 0:
             return 0
-        return math.ceil(2.0 * self.regularize_m / min(self.pixel_m)) + 1
+        # squaring keeps within MAX_SHIFT tolerances of the simplified outline, itself within simplify_px
+        return math.ceil(MAX_SHIFT * self.regularize_m / min(self.pixel_m) + self.simplify_px) + 1
 
     @property
     def nodata_reach(self) -> int:
