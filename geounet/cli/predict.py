@@ -10,7 +10,8 @@ from __future__ import annotations
 import click
 
 from ..predict.settings import PredictConfig, setting_doc
-from .options import amp_opt, batch_size_opt, device_opt, from_setting, model_opt, overwrite_opt, tile_size_opt
+from .options import (amp_opt, batch_size_opt, device_opt, existing_opt, from_setting, model_opt, only_new_opt,
+                      overwrite_opt, tile_size_opt)
 
 
 def _opt(*decls, **kw):
@@ -34,10 +35,13 @@ def _opt(*decls, **kw):
 @_opt("--separate/--no-separate", "separate")
 @_opt("--regularize", is_flag=True)
 @_opt("--wgs84", is_flag=True)
-@_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]))
+@_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet", "osm"]))
 @_opt("--pixel-size", show_default=True, metavar="auto|native|METRES")
 @amp_opt
 @_opt("--tta", is_flag=True)
+@existing_opt
+@only_new_opt
+@_opt("--preview", type=click.Path(dir_okay=True))
 @overwrite_opt
 def predict(**kwargs) -> None:
     """Find buildings in INPUT rasters and write their footprints in the raster's CRS.
@@ -46,6 +50,9 @@ def predict(**kwargs) -> None:
     vectorised strip by strip, so rasters far larger than memory work. With several
     INPUTs, OUTPUT is a folder and each input gets its own file; inputs whose file
     exists are skipped unless --overwrite. Written paths are printed on stdout.
+
+    For mappers: --existing osm.pbf marks each footprint new or mapped (--only-new keeps
+    the new ones), -o out.osm writes OpenStreetMap XML for JOSM, --preview out.png a picture.
     """
     from ..predict import predict as run_predict
 

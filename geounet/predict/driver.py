@@ -8,7 +8,8 @@ autocast, channels-last, non-blocking copies on CUDA) and stitches (:class:`_Run
 
 Every output is written under a temporary name in its own folder and renamed only when
 complete; on any error or Ctrl-C the temporary files are removed and existing outputs are
-left as they were.
+left as they were. Footprints go to a :class:`~geounet.predict.footprints.FootprintSink`
+(vector file, status against ``--existing``, ``--preview`` picture).
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ from ..errors import CheckpointError
 from ..grid import ColumnBand, column_bands_with_context, window_phase
 from ..io.probs import ProbsWriter
 from ..io.raster import gdal_env, has_validity_mask, open_raster, pixel_size_m, raise_user_error, resampled
-from ..io.vector import VectorWriter
 from ..log import logger
 from ..model import checkpoint
 from ..model.tta import DihedralTTA
 from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
+from .existing import ExistingBuildings
+from .footprints import FootprintSink, open_sink
 from .plan import RasterJob, plan_jobs
-from .resolve import (check_model, check_raster, resolve_options, separation_channels, target_pixel_size,
-                      vectorize_options)
+from .resolve import (check_model, check_polygon_settings, check_raster, resolve_options, separation_channels,
+                      target_pixel_size, vectorize_options)
 from .settings import PredictConfig, RunOptions
 from .stitch import StripStitcher
 
@@ -56,8 +58,11 @@ class RasterResult:
     input: Path
     output: Path
     probs: Path | None = None
+    preview: Path | None = None
     skipped: bool = False
-    n_polygons: int = 0
+    n_polygons: int = 0  # found; with --only-new, n_new of them are written
+    n_new: int = 0  # with --existing: footprints matching no existing building
+    n_mapped: int = 0  # with --existing: footprints matching one
     windows: int = 0
     windows_run: int = 0
     pixels: int = 0
@@ -157,13 +162,16 @@ def predict_raster(
     *,
     probs: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
+    existing: ExistingBuildings | None = None,
+    preview: str | os.PathLike | None = None,
 ) -> RasterResult:
     """Run ``model`` over one raster and write its buildings to ``output`` (and probabilities to ``probs``).
 
     ``model`` maps a (B, C, H, W) float batch to (B, K, H, W) logits; ``info`` gives its
     bands, normalisation and output names (``info.model.outputs``: building, and border and
     contact for models trained with separation targets). Outputs are checked (exist/writable) by the caller,
-    :func:`predict`; here they are only ever created through temporary files.
+    :func:`predict`; here they are only ever created through temporary files. ``existing``: buildings
+    already mapped (each footprint's ``status``); ``preview``: a PNG picture to write.
     """
     t_start = time.perf_counter()
     device = torch.device(device)
@@ -172,10 +180,11 @@ def predict_raster(
     with open_raster(input_path) as raster:
         check_raster(raster, info, input_path)
         target_px = _pixel_size_for(raster, info, options, input_path)
+        sink = open_sink(output, raster, input_path, options, existing, preview, info.preprocessing.bands)
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
-            result = _Run(model, info, src, layout, options, device, input_path, output, probs).run()
+            result = _Run(model, info, src, layout, options, device, input_path, sink, probs).run()
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -184,10 +193,10 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path, output: Path, probs: Path | None):
+                 device: torch.device, input_path: Path, sink: FootprintSink, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
-        self.input_path, self.output = input_path, output
-        self.vec_writer = VectorWriter(output, layout.crs, wgs84=options.wgs84)
+        self.input_path, self.sink, self.output = input_path, sink, sink.output
+        output = sink.output
         self.stop = threading.Event()
         self.vectorizer = StripVectorizer(layout.height, layout.width, layout.transform, layout.crs, layout.vopt,
                                           self._emit)
@@ -203,7 +212,8 @@ class _Run:
                              options.gdal_cache_mb)
         n_windows = sum(st.n_windows for st in layout.stitchers)
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
-                                   pixels=layout.height * layout.width)
+                                   pixels=layout.height * layout.width,
+                                   preview=sink.preview.path if sink.preview is not None else None)
         self.bar = tqdm(total=n_windows, desc=input_path.name, unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0
@@ -211,7 +221,7 @@ class _Run:
     def _emit(self, geoms, area, score) -> None:
         if self.stop.is_set():  # torn down: never write into temporary files that are being removed
             raise Stop
-        self.vec_writer.write(geoms, area, score)
+        self.sink.write(geoms, area, score)
 
     def run(self) -> RasterResult:
         committed = False
@@ -225,6 +235,7 @@ class _Run:
         finally:
             self._teardown(committed)
         self.result.n_polygons = self.vectorizer.n_polygons
+        self.result.n_new, self.result.n_mapped = self.sink.n_new, self.sink.n_mapped
         self.result.model_seconds = self.model_time
         return self.result
 
@@ -290,7 +301,7 @@ class _Run:
         self.writer.join()
         self.writer.raise_error()
         try:
-            self.vec_writer.commit()
+            self.sink.commit()
             if self.prob_writer is not None:
                 self.prob_writer.commit()
         except BaseException as exc:
@@ -308,7 +319,7 @@ class _Run:
         self.reader.join(timeout=30)
         self.writer.join(timeout=30)
         if not committed:
-            self.vec_writer.abort()
+            self.sink.abort()
             if self.prob_writer is not None:
                 self.prob_writer.abort()
 
@@ -351,11 +362,14 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
 
     ``model`` (a module and its :class:`CheckpointInfo`) replaces loading ``config.model_path``.
     """
+    check_polygon_settings(config)
     jobs = plan_jobs(config)
     result = PredictResult(rasters=_skipped(jobs))
     todo = [j for j in jobs if not j.skip]
     if not todo:
         return result
+    existing = None if config.existing is None else ExistingBuildings.over_rasters(
+        config.existing, [j.input for j in todo], config.match_iou, config.match_cover)
     device = resolve_device(config.device)
     net, info = _load_model(config, model, device)
     options = resolve_options(config, info, device)
@@ -372,11 +386,13 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
         logger.info("test-time augmentation: 8 views per window")
     with gdal_env(options.gdal_cache_mb):
         for j in todo:
-            r = predict_raster(net, info, j.input, j.output, options, probs=j.probs, device=device)
+            r = predict_raster(net, info, j.input, j.output, options, probs=j.probs, device=device, existing=existing,
+                               preview=j.preview)
             mpx = r.pixels / 1e6
             logger.info(
-                "%s: %d buildings -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; model %.0f%% of the time)",
-                j.input, r.n_polygons, j.output, mpx, r.seconds, mpx / max(r.seconds, 1e-9),
+                "%s: %d buildings%s -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; model %.0f%% of the time)",
+                j.input, r.n_polygons, f" ({r.n_new} new, {r.n_mapped} mapped)" if existing else "", j.output,
+                mpx, r.seconds, mpx / max(r.seconds, 1e-9),
                 r.windows_run, r.windows, 100.0 * r.model_seconds / max(r.seconds, 1e-9),
             )
             result.rasters.append(r)

@@ -2,7 +2,7 @@
 outputs that cannot be written, all before any model is loaded.
 
 ``-o`` names a file (one input) or a folder (each input ``STEM`` writes ``STEM.<format>``, and
-``STEM_probs.tif`` in the ``--probs`` folder); in a folder an input whose output exists is
+``STEM_probs.tif`` in the ``--probs`` folder, ``STEM_preview.png`` in the ``--preview`` folder); in a folder an input whose output exists is
 skipped unless ``--overwrite``. Outputs are written under temporary names
 (:func:`geounet.io.files.temp_path`) by the writers and renamed only when complete.
 """
@@ -29,6 +29,7 @@ class RasterJob:
     output: Path
     probs: Path | None
     skip: bool = False
+    preview: Path | None = None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -48,23 +49,29 @@ def _format_extension(fmt: str | None) -> str | None:
     return ext
 
 
-def _file_job(config: PredictConfig, inp: Path, output: Path, probs: Path | None, ext: str | None) -> RasterJob:
-    """One input writing the file ``output`` (and the GeoTIFF ``probs``)."""
+def _file_job(config: PredictConfig, inp: Path, output: Path, probs: Path | None, ext: str | None,
+              preview: Path | None) -> RasterJob:
+    """One input writing the file ``output`` (and the GeoTIFF ``probs``, the PNG ``preview``)."""
     if ext and ext != output.suffix.lower():
         raise ConfigError(f"--format {config.fmt} does not match the output extension", output)
     check_vector_format(output)
     if probs is not None and probs.suffix.lower() not in (".tif", ".tiff"):
         raise ConfigError("--probs must name a GeoTIFF (.tif) file", probs)
-    return RasterJob(inp, output, probs)
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise ConfigError("--preview must name a PNG (.png) file", preview)
+    return RasterJob(inp, output, probs, preview=preview)
 
 
 def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs: Path | None,
-                 ext: str | None) -> list[RasterJob]:
-    """Each input writing ``STEM<ext>`` into the folder ``output`` (and ``STEM_probs.tif`` into ``probs``)."""
+                 ext: str | None, preview: Path | None) -> list[RasterJob]:
+    """Each input writing ``STEM<ext>`` into the folder ``output`` (and ``STEM_probs.tif`` into ``probs``,
+    ``STEM_preview.png`` into ``preview``)."""
     ext = ext or ".geojson"
     if probs is not None and probs.suffix.lower() in (".tif", ".tiff"):
         raise ConfigError("with an output folder, --probs must be a folder too", probs)
-    for folder in [output] + ([probs] if probs is not None else []):
+    if preview is not None and preview.suffix.lower() == ".png":
+        raise ConfigError("with an output folder, --preview must be a folder too", preview)
+    for folder in [output] + [f for f in (probs, preview) if f is not None]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError("output folder is a file", folder)
         try:
@@ -79,7 +86,8 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
         seen[stem] = inp
         out = output / f"{stem}{ext}"
         pr = probs / f"{stem}_probs.tif" if probs is not None else None
-        jobs.append(RasterJob(inp, out, pr, skip=out.exists() and not config.overwrite))
+        pv = preview / f"{stem}_preview.png" if preview is not None else None
+        jobs.append(RasterJob(inp, out, pr, skip=out.exists() and not config.overwrite, preview=pv))
     check_vector_format(output / f"x{ext}")
     return jobs
 
@@ -91,6 +99,7 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
         raise ConfigError("no input raster given")
     output = Path(config.output)
     probs = Path(config.probs) if config.probs is not None else None
+    preview = Path(config.preview) if config.preview is not None else None
     ext = _format_extension(config.fmt)
     single_file = output.suffix.lower() in FORMATS
     if single_file and len(inputs) > 1:
@@ -98,11 +107,11 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
     if not single_file and output.suffix and not output.is_dir():
         raise ConfigError(f"unsupported output format '{output.suffix}'; use one of {', '.join(FORMATS)}", output)
     if single_file:
-        jobs = [_file_job(config, inputs[0], output, probs, ext)]
+        jobs = [_file_job(config, inputs[0], output, probs, ext, preview)]
     else:
-        jobs = _folder_jobs(config, inputs, output, probs, ext)
+        jobs = _folder_jobs(config, inputs, output, probs, ext, preview)
     for job in jobs:
-        for out in [job.output, job.probs]:
+        for out in [job.output, job.probs, job.preview]:
             if out is None:
                 continue
             for inp in inputs:
@@ -111,6 +120,7 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
         if job.skip:
             continue
         check_writable(job.output, config.overwrite)
-        if job.probs is not None:
-            check_writable(job.probs, config.overwrite)
+        for extra in (job.probs, job.preview):
+            if extra is not None:
+                check_writable(extra, config.overwrite)
     return jobs
