@@ -200,3 +200,25 @@ def test_preview_of_a_large_raster_is_downsampled(tmp_path):
     outline = (picture == (255, 230, 0)).all(axis=-1)
     r, c = np.nonzero(outline)
     assert abs(r.min() - 67) <= 1 and abs(r.max() - 200) <= 1 and abs(c.min() - 1333) <= 1 and abs(c.max() - 1533) <= 1
+
+
+def test_several_inputs_write_osm_files_and_pictures_into_folders(tmp_path):
+    from helpers_predict import constant_checkpoint, scene
+
+    ckpt = constant_checkpoint(tmp_path / "c.pt", logit=3.0)  # every valid pixel a building
+    valid = np.ones((96, 128), bool)
+    valid[:, :40] = False
+    for name in ("a", "b"):
+        write_raster(tmp_path / f"{name}.tif", scene((96, 128)), valid=valid, block=32)
+    res = run("predict", tmp_path / "a.tif", tmp_path / "b.tif", "-o", tmp_path / "out", "--format", "osm",
+              "--preview", tmp_path / "pics", "--model", ckpt)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.split() == [str(tmp_path / "out" / "a.osm"), str(tmp_path / "out" / "b.osm")]
+    for name in ("a", "b"):
+        ways = [dict(o.tags) for o in osmium.FileProcessor(str(tmp_path / "out" / f"{name}.osm")) if o.is_way()]
+        assert ways == [{"building": "yes", "source": "geounet"}]
+        picture = np.asarray(Image.open(tmp_path / "pics" / f"{name}_preview.png").convert("RGB"))
+        assert picture.shape == (96, 128, 3)
+        assert {tuple(c) for c in picture[:, :39].reshape(-1, 3)} == {tuple(c) for c in NODATA_COLOURS}
+    res = run("predict", tmp_path / "a.tif", "-o", tmp_path / "x.gpkg", "--preview", tmp_path / "x.jpg", "--model", ckpt)
+    assert res.exit_code == 1 and "--preview must name a PNG (.png) file" in res.stderr

@@ -66,6 +66,27 @@ def test_osm_labels_give_the_building_polygons_only(tmp_path):
             assert min(shapely.hausdorff_distance(p, g) for g in got.values) < 1e-7
 
 
+def test_osm_pbf_gives_the_same_buildings(tmp_path):
+    import osmium
+
+    _, osm, polys = osm_scene(tmp_path)
+    pbf = tmp_path / "s.osm.pbf"
+    with osmium.SimpleWriter(str(pbf)) as writer:
+        for obj in osmium.FileProcessor(str(osm)):
+            writer.add(obj)
+    got = read_label_polygons(pbf)
+    assert len(got) == len(polys)
+    for p in polys:
+        assert min(shapely.hausdorff_distance(p, g) for g in got.values) < 1e-7
+
+
+def test_only_new_needs_existing(tmp_path):
+    tif, _ = make_scene(tmp_path, "s")
+    res = CliRunner().invoke(cli, ["predict", str(tif), "-o", str(tmp_path / "b.gpkg"), "--only-new"])
+    assert res.exit_code == 1 and not (tmp_path / "b.gpkg").exists()
+    assert res.stderr.strip().splitlines() == ["Error: --only-new needs --existing (the buildings already mapped)"]
+
+
 def test_train_on_osm_labels(tmp_path):
     tif, osm, _ = osm_scene(tmp_path)
     out = tmp_path / "run"

@@ -155,9 +155,9 @@ class ExistingSettings:
         None, "Buildings already mapped (.gpkg, .geojson, .osm.pbf, .osm; any CRS): each footprint gets "
               "status 'mapped' when it matches one of them, else 'new'.")
     only_new: bool = setting(False, "With --existing: write only the new footprints (the mapper's to-do list).")
-    match_iou: float = setting(0.5, "A footprint is mapped when its IoU with an existing building is at least this...")
+    match_iou: float = setting(0.5, "A footprint is mapped when its IoU with an existing building is at least this.")
     match_cover: float = setting(
-        0.5, "...or when at least this share of its area lies inside one existing building.")
+        0.5, "A footprint is also mapped when at least this share of its area lies inside one existing building.")
 
 
 @dataclass(frozen=True, kw_only=True)
