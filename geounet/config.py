@@ -118,3 +118,4 @@ class CheckpointInfo:
     geounet_version: str = ""
     epoch: int = 0
     path: str | None = None
+    init: dict[str, Any] | None = None  # a fine-tuned model: what it started from (train --init)

@@ -230,3 +230,31 @@ def length_px(length_m: float, pixel_m: float, *, least: int, most: int | None =
     """
     n = max(least, math.ceil(length_m / pixel_m) if up else round(length_m / pixel_m))
     return int(n if most is None else min(most, n))
+
+
+def spread_windows(height: int, width: int, tile: int, per_side: int) -> list[tuple[int, int]]:
+    """Top-left corners ``(row, col)`` of up to ``per_side ** 2`` windows of ``tile`` pixels spread
+    evenly over a ``height`` x ``width`` raster, every window inside it (a sample of the raster).
+
+    Formula: ``k = min(per_side, floor(2 * (side - tile) / tile) + 1)`` positions per side (windows
+    overlap by at most half), at
+    ``round(i * (side - tile) / (k - 1))`` for ``i = 0 .. k - 1`` (the one position ``0`` when
+    ``k = 1``); no windows when a side is shorter than ``tile``. Returned coarse to fine (ordered by
+    the Morton code of the bit-reversed row and column indexes), so any prefix is itself spread out.
+    """
+    if height < tile or width < tile or per_side < 1:
+        return []
+
+    def positions(side: int) -> list[int]:
+        k = min(per_side, 2 * (side - tile) // tile + 1)
+        return [0] if k == 1 else [round(i * (side - tile) / (k - 1)) for i in range(k)]
+
+    rows, cols = positions(height), positions(width)
+    bits = max(1, (max(len(rows), len(cols)) - 1).bit_length())
+
+    def coarse_to_fine(i: int, j: int) -> int:  # Morton code of the bit-reversed row and column indexes
+        ri, rj = int(format(i, f"0{bits}b")[::-1], 2), int(format(j, f"0{bits}b")[::-1], 2)
+        return sum(((ri >> b & 1) << (2 * b + 1)) | ((rj >> b & 1) << (2 * b)) for b in range(bits))
+
+    order = sorted(((i, j) for i in range(len(rows)) for j in range(len(cols))), key=lambda ij: coarse_to_fine(*ij))
+    return [(rows[i], cols[j]) for i, j in order]

@@ -24,7 +24,7 @@ from geounet.io.raster import read_valid_mask
 
 from conftest import SHARED_DATA, make_scene, make_tiles, synthetic_scene, write_raster
 
-SMALL = ["--width", "4", "--depth", "2", "--tile-size", "64", "--batch-size", "4", "--workers", "0"]
+SMALL = ["--width", "4", "--depth", "2", "--tile-size", "64", "--batch-size", "4", "--workers", "0", "--epoch-windows", "1"]
 
 
 def run(args, **kw):

@@ -18,7 +18,7 @@ from geounet.predict import target_pixel_size
 
 from conftest import make_scene, synthetic_scene, write_raster
 
-SMALL = ["--width", "4", "--depth", "2", "--tile-size", "64", "--batch-size", "4", "--workers", "0"]
+SMALL = ["--width", "4", "--depth", "2", "--tile-size", "64", "--batch-size", "4", "--workers", "0", "--epoch-windows", "1"]
 
 
 def make_chips(tmp_path, size=96, res=0.2):

@@ -39,6 +39,8 @@ def _opt(*decls, **kw):
 @_opt("--pixel-size", show_default=True, metavar="auto|native|METRES")
 @amp_opt
 @_opt("--tta", is_flag=True)
+@_opt("--adapt/--no-adapt", "adapt", show_default=True)
+@_opt("--adapt-windows", type=click.IntRange(min=1), show_default=True)
 @existing_opt
 @only_new_opt
 @_opt("--preview", type=click.Path(dir_okay=True))

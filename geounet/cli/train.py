@@ -17,13 +17,15 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--val-raster", "val_rasters", multiple=True, type=click.Path(), help="Validation raster (repeat, paired with --val-labels).")
 @click.option("--val-labels", "val_labels", multiple=True, type=click.Path(), help="Vector labels for the --val-raster at the same position.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder for best.pt, last.pt, metrics.csv, curves.png.")
-@click.option("--width", type=click.IntRange(min=1), default=16, show_default=True, help="Channels of the first U-Net block.")
-@click.option("--depth", type=click.IntRange(1, 8), default=4, show_default=True, help="Number of down blocks.")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Channels of the first U-Net block  [default: 16; with --init: the model's].")
+@click.option("--depth", type=click.IntRange(1, 8), default=None, help="Number of down blocks  [default: 4; with --init: the model's].")
 @tile_size_opt
 @batch_size_opt
+@click.option("--epoch-windows", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Least training windows an epoch draws (small training sets repeat theirs, each draw augmented anew).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs of the run  [default: 50; on --resume: the run's own].")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Wall-clock budget of the whole run.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True, help="Peak learning rate (AdamW, cosine decay).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (AdamW, cosine decay)  [default: 2e-3; with --init: 5e-4].")
 @click.option("--loss", type=click.Choice(["bce+dice", "bce", "dice"]), default="bce+dice", show_default=True)
 @click.option("--separation/--no-separation", default=True, show_default=True,
               help="Also learn building borders and contact zones, so predict can split touching buildings.")
@@ -43,6 +45,10 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.2, show_default=True, help="Share of spatial blocks held out for validation.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes (default: 1).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--init", default=None, metavar="MODEL",
+              help="Fine-tune: start from a bundled model (default, multiscale) or a checkpoint file instead of "
+                   "random weights; its architecture, bands, normalisation and pixel size are kept.")
+@click.option("--freeze-encoder", is_flag=True, help="With --init: train only the decoder; the encoder stays as it was.")
 @seed_opt
 @overwrite_opt
 def train(**kwargs) -> None:

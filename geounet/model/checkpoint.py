@@ -55,8 +55,10 @@ def checkpoint_dict(
     metrics: dict[str, float] | None = None,
     epoch: int = 0,
     extra: dict[str, Any] | None = None,
+    init: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dict that :func:`save_checkpoint` writes; ``extra`` holds resumable training state."""
+    """The dict that :func:`save_checkpoint` writes; ``extra`` holds resumable training state, ``init``
+    what a fine-tuned model started from (``geounet train --init``)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     out = {
         "format": FORMAT,
@@ -70,6 +72,8 @@ def checkpoint_dict(
     }
     if extra:
         out["train_state"] = extra
+    if init:
+        out["init"] = init
     return out
 
 
@@ -121,6 +125,7 @@ def checkpoint_info(ckpt: dict[str, Any], path: str | os.PathLike | None = None)
             geounet_version=str(ckpt.get("geounet_version", "")),
             epoch=int(ckpt.get("epoch", 0)),
             path=None if path is None else os.fspath(path),
+            init=ckpt.get("init"),
         )
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"invalid model settings in checkpoint ({exc})", path) from None

@@ -40,6 +40,7 @@ from ..model.tta import DihedralTTA
 from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
+from .adapt import adapted
 from .existing import ExistingBuildings
 from .footprints import FootprintSink, open_sink
 from .plan import RasterJob, plan_jobs
@@ -184,6 +185,8 @@ def predict_raster(
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
+            if options.adapt:
+                model = adapted(model, src, info, options, device, str(input_path))
             result = _Run(model, info, src, layout, options, device, input_path, sink, probs).run()
     result.seconds = time.perf_counter() - t_start
     return result
@@ -195,8 +198,7 @@ class _Run:
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
                  device: torch.device, input_path: Path, sink: FootprintSink, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
-        self.input_path, self.sink, self.output = input_path, sink, sink.output
-        output = sink.output
+        self.input_path, self.sink, self.output = input_path, sink, (output := sink.output)
         self.stop = threading.Event()
         self.vectorizer = StripVectorizer(layout.height, layout.width, layout.transform, layout.crs, layout.vopt,
                                           self._emit)
@@ -212,8 +214,7 @@ class _Run:
                              options.gdal_cache_mb)
         n_windows = sum(st.n_windows for st in layout.stitchers)
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
-                                   pixels=layout.height * layout.width,
-                                   preview=sink.preview.path if sink.preview is not None else None)
+                                   pixels=layout.height * layout.width, preview=sink.preview_path)
         self.bar = tqdm(total=n_windows, desc=input_path.name, unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0

@@ -42,6 +42,10 @@ class FootprintSink:
         self.n_new = self.n_mapped = 0
 
     @property
+    def preview_path(self) -> Path | None:
+        return self.preview.path if self.preview is not None else None
+
+    @property
     def count(self) -> int:
         """Footprints written."""
         return self.writer.count

@@ -42,8 +42,8 @@ if TYPE_CHECKING:  # torch and the checkpoint types are not needed to read the s
 
 __all__ = [
     "WindowSettings", "PolygonSettings", "SeparationSettings", "ReadSettings", "OutputSettings",
-    "ExistingSettings", "InferenceSettings", "PredictConfig", "RunOptions", "VectorizeConfig", "default_tile_size", "default_overlap",
-    "default_batch_size", "setting_doc",
+    "ExistingSettings", "InferenceSettings", "PredictConfig", "RunOptions", "VectorizeConfig", "default_tile_size",
+    "default_overlap", "default_batch_size", "setting_doc",
 ]
 
 
@@ -165,6 +165,10 @@ class InferenceSettings:
     """How the model runs."""
 
     amp: bool = setting(True, "Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
+    adapt: bool = setting(
+        False, "Test-time adaptation: re-estimate the model's BatchNorm statistics on windows spread over "
+               "each raster before predicting it (forward passes only; helps on cameras the model never saw).")
+    adapt_windows: int = setting(16, "Windows sampled over each raster for --adapt.")
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,8 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
 
     inputs: Sequence[str | os.PathLike] = field(metadata={"doc": "Input rasters."})
     output: str | os.PathLike = field(
-        metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet, or .osm: OpenStreetMap XML for JOSM); with several inputs, a folder."})
+        metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet, or .osm: OpenStreetMap XML for JOSM); "
+                         "with several inputs, a folder."})
     model_path: str | os.PathLike | None = setting(
         None, "Checkpoint (.pt) to use, or the name of a bundled model (multiscale); default: the "
               "default model bundled with geounet.")

@@ -12,6 +12,10 @@ from ..errors import ConfigError
 
 DEFAULT_EPOCHS = 50
 DEFAULT_WORKERS = 1
+DEFAULT_WIDTH = 16
+DEFAULT_DEPTH = 4
+DEFAULT_LR = 2e-3
+FINETUNE_LR = 5e-4  # a quarter of the from-scratch peak: moves a trained model without undoing it
 LOSSES = ("bce", "dice", "bce+dice")
 
 
@@ -37,22 +41,29 @@ class TrainConfig:
     """Validation rasters (paired with ``val_labels``); without them whole blocks are held out."""
     val_labels: list[str] = field(default_factory=list)
     """Vector labels of the ``val_rasters``, in order."""
-    width: int = 16
-    """Channels of the first U-Net block (doubled by each down block)."""
-    depth: int = 4
-    """Number of down blocks."""
+    width: int | None = None
+    """Channels of the first U-Net block (doubled by each down block); None: ``DEFAULT_WIDTH``, or the
+    ``init`` model's."""
+    depth: int | None = None
+    """Number of down blocks; None: ``DEFAULT_DEPTH``, or the ``init`` model's."""
     tile_size: int = 256
     """Side of the square window the model sees, a multiple of ``2 ** depth``."""
     block_size: int | None = None
     """Side of the squares the spatial split holds out whole (default: 4 tile sizes, see :attr:`block`)."""
     batch_size: int = 4
     """Windows per batch."""
+    epoch_windows: int = 64
+    """An epoch draws at least this many training windows: a small training set (a few blocks of a
+    town to fine-tune on) repeats its windows, each draw with its own jitter and augmentation, so
+    validation and checkpoints once an epoch do not take most of a short run's time. Not under DDP
+    (there every rank draws its share of each window once)."""
     epochs: int | None = None
     """Total epochs of the run; None: ``DEFAULT_EPOCHS``, or on ``resume`` the run's own."""
     max_minutes: float | None = None
     """Wall-clock budget of the whole run; the learning rate schedule follows it (see ``lr_at``)."""
-    lr: float = 2e-3
-    """Peak learning rate (AdamW; warm-up, then cosine decay)."""
+    lr: float | None = None
+    """Peak learning rate (AdamW; warm-up, then cosine decay); None: ``DEFAULT_LR`` from scratch,
+    ``FINETUNE_LR`` with ``init``."""
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     loss: str = "bce+dice"
@@ -77,6 +88,11 @@ class TrainConfig:
     """DataLoader worker processes; None: not given (``DEFAULT_WORKERS``, or on ``resume`` the run's own)."""
     resume: bool = False
     """Continue the run in ``out_dir`` from its last.pt."""
+    init: str | None = None
+    """Start from this checkpoint (a bundled model's name such as ``default``, or a path) instead of
+    random weights: architecture, bands, normalisation and pixel size come from it (see :mod:`.init`)."""
+    freeze_encoder: bool = False
+    """With ``init``: keep the encoder's weights and BatchNorm statistics as they are; train the decoder."""
     seed: int = 0
     """Random seed: the same seed repeats the run."""
     overwrite: bool = False
@@ -111,6 +127,13 @@ class TrainConfig:
         cfg.pixel_size_range = tuple(cfg.pixel_size_range) if cfg.pixel_size_range else None
         return cfg
 
+    def fill_defaults(self) -> None:
+        """Give the options left unset (None) their defaults, once ``init`` has filled its own."""
+        self.width = self.width or DEFAULT_WIDTH
+        self.depth = self.depth or DEFAULT_DEPTH
+        self.lr = self.lr or (FINETUNE_LR if self.init else DEFAULT_LR)
+        self.epochs = self.epochs or DEFAULT_EPOCHS
+
     @property
     def block(self) -> int:
         return self.block_size or 4 * self.tile_size
@@ -140,13 +163,15 @@ class TrainConfig:
             raise ConfigError("--val-raster and --val-labels must come in pairs")
         if self.val_rasters and not self.rasters:
             raise ConfigError("--val-raster/--val-labels go with --raster/--labels training data")
+        if self.freeze_encoder and not self.init:
+            raise ConfigError("--freeze-encoder needs --init: a random encoder is not worth keeping")
         if self.pixel_size and self.pixel_size_range:
             raise ConfigError("give --pixel-size or --pixel-size-range, not both")
         if self.pixel_size_range is not None:
             lo, hi = self.pixel_size_range
             if not 0 < lo <= hi:
                 raise ConfigError(f"--pixel-size-range needs 0 < MIN <= MAX, got {lo} {hi}")
-        m = 2**self.depth
+        m = 2 ** (self.depth or DEFAULT_DEPTH)
         if self.tile_size % m:
             raise ConfigError(f"--tile-size {self.tile_size} is not a multiple of 2**depth = {m}")
         if self.loss not in LOSSES:

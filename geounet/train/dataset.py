@@ -255,11 +255,14 @@ def make_loader(ds: WindowDataset, cfg: TrainConfig, d: Dist, train: bool, devic
             ds, num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed
         )
     elif train and weights is not None:
-        sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=len(ds), replacement=True, generator=g)
+        sampler = torch.utils.data.WeightedRandomSampler(weights, num_samples=max(len(ds), cfg.epoch_windows),
+                                                         replacement=True, generator=g)
+    elif train:  # every window once per pass, passes repeated up to cfg.epoch_windows draws
+        sampler = torch.utils.data.RandomSampler(ds, num_samples=max(len(ds), cfg.epoch_windows), generator=g)
     return torch.utils.data.DataLoader(
         ds,
         batch_size=cfg.batch_size,
-        shuffle=train and sampler is None,
+        shuffle=False,
         sampler=sampler,
         num_workers=workers,
         persistent_workers=workers > 0,

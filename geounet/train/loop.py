@@ -26,7 +26,9 @@ from ..device import autocast, channels_last, needs_grad_scaler, resolve_device
 from ..log import logger, progress_enabled
 from ..metrics import scores
 from ..model import build_model
-from .config import DEFAULT_EPOCHS, TrainConfig, TrainResult, reference_pixel_size
+from ..errors import ConfigError
+from .config import TrainConfig, TrainResult, reference_pixel_size
+from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, read_init
 from .dataset import WindowDataset, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
 from .losses import confusion, segmentation_loss
@@ -72,6 +74,7 @@ class Run:
     state: RunState
     t0: float  # monotonic clock at the run's start, earlier sessions' time included
     val_seconds: float = 0.0  # the last validation's duration: the time budget keeps room for one
+    init: dict | None = None  # what an --init run started from: every checkpoint records it
 
     @property
     def total_steps(self) -> int:
@@ -124,12 +127,16 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     """Check, load, build, and only then prepare the run folder (see the module docstring)."""
     if d.main:
         check_run_folder(cfg)
-    ckpt = None
+    ckpt = init = None
     if cfg.resume:
+        if cfg.init:
+            raise ConfigError("--resume continues the run from its last.pt: leave out --init")
         cfg, ckpt = resume_config(cfg)
     cfg.validate()
-    if cfg.epochs is None:
-        cfg.epochs = DEFAULT_EPOCHS
+    if cfg.init and ckpt is None:
+        init = read_init(cfg)  # fills width, depth, bands, pixel size from the checkpoint
+    cfg.fill_defaults()
+    cfg.validate()  # again, with the depth the checkpoint gave
     device = resolve_device(cfg.device)
     if device.type == "cuda" and d.enabled:
         device = torch.device("cuda", d.local_rank)
@@ -138,9 +145,16 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     samples, bands = load_samples(cfg)
     if ckpt is not None:
         model, info = model_from_checkpoint(ckpt)
-        mcfg, prep = info.model, info.preprocessing
+        mcfg, prep, provenance = info.model, info.preprocessing, ckpt.get("init")
+    elif init is not None:
+        model, info = model_from_checkpoint(init.ckpt, init.info.path)
+        mcfg, provenance = info.model, init.provenance()
+        prep = init_preprocessing(init, cfg, samples.sources[0].dtype, len(bands))
     else:
         model, mcfg, prep = new_model(cfg, samples, bands)
+        provenance = None
+    if cfg.freeze_encoder:
+        freeze_encoder(model)
     if d.main:
         prepare_run_folder(cfg)
         logger.info(
@@ -152,7 +166,8 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     model = channels_last(model.to(device))
     if device.type == "cuda" and d.enabled:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device, cfg.amp) else None
     state = RunState()
     if ckpt is not None:
@@ -169,7 +184,7 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     val_dl = make_loader(val_ds, cfg, d, False, device, cfg.seed) if len(val_ds) else None
     loss_fn = segmentation_loss(cfg.loss, weighted=cfg.weight_map)
     return Run(cfg, d, device, Path(cfg.out_dir), model, net, mcfg, prep, optimizer, scaler, loss_fn,
-               train_dl, val_dl, samples, state, t0=time.monotonic() - state.elapsed_s)
+               train_dl, val_dl, samples, state, t0=time.monotonic() - state.elapsed_s, init=provenance)
 
 
 def new_model(cfg: TrainConfig, samples: SampleSet, bands: tuple[int, ...]
@@ -200,6 +215,8 @@ def train_epoch(run: Run) -> tuple[float, bool]:
     if run.d.enabled:
         run.train_dl.sampler.set_epoch(run.state.epoch)
     run.net.train()
+    if run.cfg.freeze_encoder:
+        hold_frozen_statistics(run.model)
     loss_sum = torch.zeros(2, dtype=torch.float64)
     bar = tqdm(run.train_dl, desc=f"epoch {run.state.epoch + 1}/{run.cfg.epochs}", file=sys.stderr,
                disable=not (run.d.main and progress_enabled()), leave=False, dynamic_ncols=True,
@@ -287,7 +304,8 @@ def end_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, f
         if metrics["iou"] > st.best_iou:
             st.best_iou, st.best_epoch = metrics["iou"], st.epoch
             save_checkpoint(run.out / "best.pt",
-                            checkpoint_dict(run.model, run.mcfg, run.prep, metrics=ckpt_metrics, epoch=st.epoch))
+                            checkpoint_dict(run.model, run.mcfg, run.prep, metrics=ckpt_metrics, epoch=st.epoch,
+                                            init=run.init))
         save_last(run, ckpt_metrics)
         write_history(st.history, run.out)
         logger.info(
@@ -302,4 +320,5 @@ def save_last(run: Run, metrics: dict[str, float] | None = None) -> None:
     """last.pt: the model after ``run.state.epoch`` epochs and all it takes to resume from there."""
     extra = train_state(run.cfg, run.optimizer, run.scaler, run.state, run.elapsed())
     save_checkpoint(run.out / "last.pt",
-                    checkpoint_dict(run.model, run.mcfg, run.prep, metrics=metrics, epoch=run.state.epoch, extra=extra))
+                    checkpoint_dict(run.model, run.mcfg, run.prep, metrics=metrics, epoch=run.state.epoch, extra=extra,
+                                    init=run.init))

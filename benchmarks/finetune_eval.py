@@ -1,0 +1,132 @@
+"""Fine-tuning on half a town, scored on the other half (docs/model.md, "Fine-tuning").
+
+    python benchmarks/finetune_eval.py PLACE [PLACE ...] [--minutes 1,2,4,8] [--scratch-minutes 8]
+                                        [--init default] [--out /tmp/finetune] [--shared ../shared/data]
+
+For each place (a folder of ../shared/data with PLACE.tif and PLACE_buildings.geojson) the raster is
+cut at the median x of the building centroids: the west part and the buildings touching it are the
+training data, the east part and its buildings (clipped to it) the test. Then, on the east part:
+zero-shot (the --init model as it is, with and without --adapt), `geounet train --init MODEL` on the
+west part for each budget in --minutes, and the same recipe from random weights (`--scratch-minutes`,
+same width and working pixel size as the --init model), each scored with `geounet evaluate` (object F1
+at IoU 0.5, pixel IoU). Every training uses --epochs 100000 so the time budget decides, and its
+best.pt (best validation IoU on its held-out blocks of the west part). Run it alone on the machine:
+the budgets are wall-clock minutes. Prints a Markdown table on stdout; everything it made is in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from shapely.geometry import box
+
+
+def sh(args: list[str]) -> str:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"failed: {shlex.join(map(str, args))}\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def crop(src, window: Window, path: Path) -> box:
+    """Write ``window`` of ``src`` to ``path`` (same profile, mask kept); return its bounds as a box."""
+    profile = src.profile.copy()
+    transform = src.window_transform(window)
+    profile.update(width=int(window.width), height=int(window.height), transform=transform,
+                   tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+            if any(flag.name != "all_valid" for flags in src.mask_flag_enums for flag in flags):
+                dst.write_mask(src.dataset_mask(window=window))
+    return box(*rasterio.windows.bounds(window, src.transform))
+
+
+def split_place(shared: Path, place: str, out: Path) -> dict[str, Path]:
+    """West/east rasters and labels of ``place``, cut at the median x of the building centroids."""
+    tif, labels = shared / place / f"{place}.tif", shared / place / f"{place}_buildings.geojson"
+    with rasterio.open(tif) as src:
+        gdf = gpd.read_file(labels).to_crs(src.crs)
+        median_x = float(np.median(gdf.geometry.centroid.x))
+        col = int(round((~src.transform * (median_x, src.bounds.top))[0]))  # north-up rasters
+        west_box = crop(src, Window(0, 0, col, src.height), out / f"{place}_west.tif")
+        east_box = crop(src, Window(col, 0, src.width - col, src.height), out / f"{place}_east.tif")
+    west = gdf[gdf.intersects(west_box)]
+    east = gdf[gdf.intersects(east_box)].copy()
+    east["geometry"] = east.geometry.intersection(east_box)
+    east = east[~east.geometry.is_empty & (east.geometry.area > 0)]
+    west[["geometry"]].to_file(out / f"{place}_west.gpkg")
+    east[["geometry"]].to_file(out / f"{place}_east.gpkg")
+    print(f"<!-- {place}: cut at column {col}; west {len(west)} buildings, east {len(east)} -->", flush=True)
+    return {"west": out / f"{place}_west.tif", "west_labels": out / f"{place}_west.gpkg",
+            "east": out / f"{place}_east.tif", "east_labels": out / f"{place}_east.gpkg"}
+
+
+def score(model: str, files: dict[str, Path], pred: Path, *extra: str) -> tuple[dict, float]:
+    t0 = time.time()
+    sh(["geounet", "-q", "predict", files["east"], "-o", pred, "--model", model, "--overwrite", *extra])
+    secs = time.time() - t0
+    res = json.loads(sh(["geounet", "evaluate", pred, files["east_labels"], "--raster", files["east"], "--json"]))
+    return res["pairs"][0], secs
+
+
+def train(files: dict[str, Path], run: Path, minutes: float, *extra: str) -> None:
+    sh(["geounet", "-q", "train", "--raster", files["west"], "--labels", files["west_labels"], "--out", run,
+        "--epochs", "100000", "--max-minutes", minutes, "--overwrite", *extra])
+
+
+def row(place: str, what: str, p: dict, secs: float) -> None:
+    print(f"| {place} | {what} | {p['tp']} | {p['fp']} | {p['fn']} | {p['precision']:.3f} | {p['recall']:.3f} | "
+          f"**{p['f1']:.3f}** | {p['pixel']['iou']:.3f} | {secs:.0f} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("places", nargs="+")
+    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--out", default="/tmp/finetune")
+    ap.add_argument("--init", default="default")
+    ap.add_argument("--minutes", default="1,2,4,8")
+    ap.add_argument("--scratch-minutes", type=float, default=8)
+    ap.add_argument("--skip-zero-shot", action="store_true")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import geounet
+
+    info = geounet.load_model(a.init)[1]
+    print("| place | model | TP | FP | FN | precision | recall | object F1 | pixel IoU | predict s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for place in a.places:
+        files = split_place(Path(a.shared), place, out)
+        if not a.skip_zero_shot:
+            for what, extra in ((f"{a.init}, zero-shot", []), (f"{a.init}, zero-shot --adapt", ["--adapt"])):
+                p, secs = score(a.init, files, out / f"{place}-zero{len(extra)}.gpkg", *extra)
+                row(place, what, p, secs)
+        for minutes in [float(m) for m in a.minutes.split(",") if m]:
+            run = out / f"{place}-ft{minutes:g}"
+            train(files, run, minutes, "--init", a.init)
+            p, secs = score(str(run / "best.pt"), files, out / f"{place}-ft{minutes:g}.gpkg")
+            row(place, f"--init {a.init}, {minutes:g} min", p, secs)
+        if a.scratch_minutes:
+            run = out / f"{place}-scratch"
+            p = info.preprocessing
+            scale = (["--pixel-size-range", *map(str, p.pixel_size_range_m)] if p.pixel_size_range_m
+                     else ["--pixel-size", f"{p.pixel_size_m:.6f}"])
+            train(files, run, a.scratch_minutes, "--width", str(info.model.width), *scale)
+            p, secs = score(str(run / "best.pt"), files, out / f"{place}-scratch.gpkg")
+            row(place, f"from scratch, {a.scratch_minutes:g} min", p, secs)
+
+
+if __name__ == "__main__":
+    main()
