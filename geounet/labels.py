@@ -1,4 +1,8 @@
-"""Vector building labels: read, validate, reproject to a raster's CRS, rasterize per window."""
+"""Vector building labels: read, validate, reproject to a raster's CRS, rasterize per window.
+
+Any vector format geopandas reads, and OpenStreetMap extracts (``.osm`` XML, ``.osm.pbf``):
+from those, the building polygons (:func:`read_osm_buildings`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from .errors import InputError, first_line
 log = logging.getLogger(__name__)
 
 POLYGONAL = frozenset({"Polygon", "MultiPolygon"})
+OSM_SUFFIXES = (".osm", ".pbf")
+OSM_BUILDINGS = "building IS NOT NULL AND building <> 'no'"  # OGR SQL on the OSM driver's multipolygons layer
 CONTAINED = 0.9
 
 
@@ -96,13 +102,41 @@ class Labels:
         return out
 
 
-def read_vector(path: str | os.PathLike) -> gpd.GeoDataFrame:
-    """Read any vector file geopandas reads, raising :class:`InputError` if missing or unreadable."""
+def is_osm(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an OpenStreetMap file (``.osm`` XML or ``.pbf``), read by GDAL's OSM driver."""
+    return os.fspath(path).lower().endswith(OSM_SUFFIXES)
+
+
+def read_osm_buildings(path: str, bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
+    """The buildings of an OpenStreetMap file: closed ways and multipolygon relations tagged ``building=*``
+    (not ``building=no``), as (multi)polygons in WGS84, with their ``osm_id`` (relations) or ``osm_way_id``.
+
+    GDAL's OSM driver gives closed ways with area tags (``building`` among them) and
+    multipolygon relations in its ``multipolygons`` layer; nodes, lines (a ``highway``, an
+    unclosed ``building`` way) are in other layers and never read. Its fast node index needs
+    positive ids: a file with negative ids (JOSM's new objects, geounet's own ``.osm`` output)
+    is read again with ``USE_CUSTOM_INDEXING=NO``. ``bbox`` (lon/lat) keeps the buildings that
+    reach into it. The driver parses the whole file: fine for extracts of a few hundred MB.
+    """
+    kw = dict(layer="multipolygons", where=OSM_BUILDINGS, columns=["osm_id", "osm_way_id", "building"], bbox=bbox)
+    try:
+        return gpd.read_file(path, **kw)
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises FeatureError, DataSourceError, ...
+        if "USE_CUSTOM_INDEXING" not in str(exc):
+            raise
+    return gpd.read_file(path, USE_CUSTOM_INDEXING="NO", **kw)
+
+
+def read_vector(path: str | os.PathLike, bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
+    """Read any vector file geopandas reads (of an OSM file: its buildings), raising :class:`InputError`
+    if missing or unreadable. ``bbox``, in the file's CRS, keeps the features reaching into it."""
     p = os.fspath(path)
     if not os.path.exists(p):
         raise InputError("file not found", p)
     try:
-        return gpd.read_file(p)
+        if is_osm(p):
+            return read_osm_buildings(p, bbox)
+        return gpd.read_file(p, bbox=bbox)
     except Exception as exc:  # pyogrio raises DataSourceError, ValueError, ...
         raise InputError(_unreadable_vector(p, exc), p) from None
 
@@ -117,6 +151,21 @@ def _unreadable_vector(path: str, exc: BaseException) -> str:
     return f"not a readable vector file ({reason[:160]})"
 
 
+def vector_crs(path: str | os.PathLike):
+    """The CRS of a vector file (an OSM file's is WGS84), None if it has none; InputError if unreadable."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise InputError("file not found", p)
+    if is_osm(p):
+        return "EPSG:4326"
+    import pyogrio
+
+    try:
+        return pyogrio.read_info(p)["crs"]
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises DataSourceError, ValueError, ...
+        raise InputError(f"not a readable vector file ({first_line(exc)[:120]})", p) from None
+
+
 def read_label_polygons(path: str | os.PathLike) -> gpd.GeoSeries:
     """Read and check building polygons (any format geopandas reads), in the file's own CRS.
 
@@ -127,7 +176,7 @@ def read_label_polygons(path: str | os.PathLike) -> gpd.GeoSeries:
     gdf = read_vector(p)
     geoms = gdf.geometry[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if geoms.empty:
-        raise InputError("no geometries in the labels file", p)
+        raise InputError("no building (building=*) in the OSM file" if is_osm(p) else "no geometries in the labels file", p)
     if gdf.crs is None:
         raise InputError("labels have no CRS (set one, e.g. ogr2ogr -a_srs)", p)
     require_polygons(geoms, "labels", p)

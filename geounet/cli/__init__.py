@@ -8,7 +8,7 @@ command runs inside one GDAL environment (rasterio's defaults), so the library n
 and stops one for each file it opens. predict narrows GDAL's block cache for its run itself
 (:attr:`geounet.predict.settings.ReadSettings.gdal_cache_mb`), as it must when called as a library.
 
-One module per command (:mod:`.predict`, :mod:`.train`, :mod:`.evaluate`), each importing its
+One module per command (:mod:`.predict`, :mod:`.vectorize`, :mod:`.train`, :mod:`.evaluate`), each importing its
 library only when it runs, so ``geounet --help`` stays fast; options several commands share
 are :mod:`.options`. Nothing in the library imports this package.
 """
@@ -25,6 +25,7 @@ from ..log import configure
 from .evaluate import evaluate
 from .predict import predict
 from .train import train
+from .vectorize import vectorize
 
 
 class _Group(click.Group):
@@ -55,7 +56,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     ctx.with_resource(rasterio.Env())
 
 
-for _command in (train, predict, evaluate):
+for _command in (train, predict, vectorize, evaluate):
     cli.add_command(_command)
 
 

@@ -31,6 +31,8 @@ overwrite_opt = click.option("--overwrite", is_flag=True, **from_setting(Predict
 tile_size_opt = click.option("--tile-size", type=click.IntRange(min=16), **from_setting(PredictConfig, "tile_size"))
 batch_size_opt = click.option("--batch-size", type=click.IntRange(min=1), **from_setting(PredictConfig, "batch_size"))
 amp_opt = click.option("--amp/--no-amp", show_default=True, **from_setting(PredictConfig, "amp"))
+existing_opt = click.option("--existing", type=click.Path(dir_okay=False), **from_setting(PredictConfig, "existing"))
+only_new_opt = click.option("--only-new", is_flag=True, **from_setting(PredictConfig, "only_new"))
 seed_opt = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 
 

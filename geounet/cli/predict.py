@@ -10,7 +10,8 @@ from __future__ import annotations
 import click
 
 from ..predict.settings import PredictConfig, setting_doc
-from .options import amp_opt, batch_size_opt, device_opt, from_setting, model_opt, overwrite_opt, tile_size_opt
+from .options import (amp_opt, batch_size_opt, device_opt, existing_opt, from_setting, model_opt, only_new_opt,
+                      overwrite_opt, tile_size_opt)
 
 
 def _opt(*decls, **kw):
@@ -35,12 +36,15 @@ def _opt(*decls, **kw):
 @_opt("--separate/--no-separate", "separate")
 @_opt("--regularize", is_flag=True)
 @_opt("--wgs84", is_flag=True)
-@_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet"]))
+@_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet", "osm"]))
 @_opt("--pixel-size", show_default=True, metavar="auto|native|METRES")
 @amp_opt
 @_opt("--tta", is_flag=True)
 @_opt("--adapt/--no-adapt", "adapt", show_default=True)
 @_opt("--adapt-windows", type=click.IntRange(min=1), show_default=True)
+@existing_opt
+@only_new_opt
+@_opt("--preview", type=click.Path(dir_okay=True))
 @overwrite_opt
 def predict(**kwargs) -> None:
     """Find buildings in INPUT rasters and write their footprints in the raster's CRS.
@@ -51,6 +55,9 @@ def predict(**kwargs) -> None:
     exists are skipped unless --overwrite; an input that fails is reported on one line and
     the others are still done (exit code 1 at the end). With --mosaic, the INPUTs are tiles
     of one area predicted as one raster into the file OUTPUT. Written paths are printed on stdout.
+
+    For mappers: --existing osm.pbf marks each footprint new or mapped (--only-new keeps
+    the new ones), -o out.osm writes OpenStreetMap XML for JOSM, --preview out.png a picture.
     """
     from ..predict import predict as run_predict
 

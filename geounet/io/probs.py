@@ -6,6 +6,10 @@ band by column band (see :mod:`geounet.grid`), top to bottom within each, and ar
 whole GeoTIFF block-rows at a time, so every compressed block is written once; column-band
 borders fall on multiples of the block size. The file is written under a temporary name and
 renamed onto ``path`` by :meth:`ProbsWriter.commit`.
+
+The file holds exactly what predict vectorises: predict rounds its probabilities to these
+256 levels (:func:`quantize`) and vectorises :func:`dequantize` of them, so ``geounet
+vectorize`` of the file (:class:`ProbsReader`) gives predict's polygons bit for bit.
 """
 
 from __future__ import annotations
@@ -19,7 +23,49 @@ from rasterio.windows import Window
 
 from .files import temp_path
 
-__all__ = ["ProbsWriter"]
+__all__ = ["ProbsWriter", "ProbsReader", "quantize", "dequantize"]
+
+LEVELS = 255  # probability p is stored as round(p * 255)
+_DESCRIPTION = " probability x 255"
+
+
+def quantize(probs: np.ndarray) -> np.ndarray:
+    """Probabilities (0-1) as stored: uint8 ``round(p * 255)``."""
+    return np.rint(probs * np.float32(LEVELS)).astype(np.uint8)
+
+
+def dequantize(stored: np.ndarray) -> np.ndarray:
+    """Stored uint8 levels back to float32 probabilities: what predict and vectorize both vectorise."""
+    return stored.astype(np.float32) / np.float32(LEVELS)
+
+
+class ProbsReader:
+    """A ``--probs`` GeoTIFF opened for reading: its channel names (from the band descriptions),
+    and rows of a column range as float32 probabilities with their validity.
+
+    ``src`` is an open rasterio dataset; InputError if its bands are not predict's.
+    """
+
+    def __init__(self, src, path):
+        from ..errors import InputError
+
+        descriptions = [d or "" for d in src.descriptions]
+        if src.dtypes[0] != "uint8" or not all(d.endswith(_DESCRIPTION) for d in descriptions):
+            raise InputError("not a geounet --probs file (uint8 bands named '<output> probability x 255')", path)
+        self.src = src
+        self.channels = tuple(d[: -len(_DESCRIPTION)] for d in descriptions)
+        if self.channels[0] != "building":
+            raise InputError(f"first band is {self.channels[0]!r} probability, not building", path)
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int], channels: tuple[str, ...]):
+        """``(probs (C, n, w) float32, valid (n, w) bool)`` of raster rows and columns ``[a, b)``."""
+        from rasterio.windows import Window
+
+        from .raster import read_valid_mask
+
+        win = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
+        bands = [self.channels.index(c) + 1 for c in channels]
+        return dequantize(self.src.read(bands, window=win)), read_valid_mask(self.src, win)
 
 
 class ProbsWriter:
@@ -50,7 +96,7 @@ class ProbsWriter:
         self.dst = rasterio.open(self.tmp, "w", **self.profile)
         self.dst.scales = (1.0 / 255.0,) * len(self.channels)
         for k, name in enumerate(self.channels, start=1):
-            self.dst.set_band_description(k, f"{name} probability x 255")
+            self.dst.set_band_description(k, f"{name}{_DESCRIPTION}")
 
     def begin_column_band(self, x0: int, x1: int) -> None:
         """Columns ``[x0, x1)`` come next (column-band borders on multiples of the block size)."""
@@ -62,10 +108,10 @@ class ProbsWriter:
     def end_column_band(self) -> None:
         self._flush(final=True)
 
-    def write_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
-        """``probs``: ``(n, w)``, or ``(C, n, w)`` with one model output per raster band."""
-        probs = probs if probs.ndim == 3 else probs[None]
-        self._p = np.concatenate([self._p, np.rint(probs * 255.0).astype(np.uint8)], axis=1)
+    def write_rows(self, row0: int, stored: np.ndarray, valid: np.ndarray) -> None:
+        """``stored``: :func:`quantize` d probabilities, ``(n, w)`` or ``(C, n, w)`` with one model output per band."""
+        stored = stored if stored.ndim == 3 else stored[None]
+        self._p = np.concatenate([self._p, stored], axis=1)
         self._v = np.concatenate([self._v, valid.astype(np.uint8) * 255])
         self._flush(final=False)
 

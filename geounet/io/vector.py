@@ -1,4 +1,4 @@
-"""Writing building polygons to .geojson, .gpkg, .fgb or .parquet, atomically and without holding them all.
+"""Writing building polygons to .geojson, .gpkg, .fgb, .parquet or .osm, atomically and without holding them all.
 
 :class:`VectorWriter` appends each batch of buildings to a temporary GeoPackage beside the
 output (so memory does not grow with the number of buildings), and on :meth:`commit`
@@ -6,7 +6,9 @@ streams it into the requested format (``pyogrio.raw.open_arrow`` into
 ``pyogrio.raw.write_arrow``, GDAL to GDAL, no pyarrow needed) under another temporary name,
 then renames that onto the output. Until then the output path is untouched, so a failure
 or Ctrl-C leaves no partial file and an existing file is replaced only by a complete one.
-GeoParquet goes through geopandas and needs pyarrow (checked before any work starts).
+GeoParquet goes through geopandas and needs pyarrow (checked before any work starts);
+``.osm`` (OpenStreetMap XML for JOSM, always WGS84) is written from the spill by
+:func:`geounet.io.osm.write_osm`.
 Temporary names and the writability check are :mod:`geounet.io.files` (shared with the
 probabilities writer).
 
@@ -32,9 +34,10 @@ from .files import temp_path
 __all__ = ["FORMATS", "vector_driver", "check_vector_format", "VectorWriter", "reproject"]
 
 # extension -> GDAL driver ("parquet": written with geopandas + pyarrow)
-FORMATS = {".geojson": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf", ".parquet": "parquet"}
+FORMATS = {".geojson": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf", ".parquet": "parquet", ".osm": "OSM"}
 LAYER = "buildings"
 FIELDS = ["area_m2", "score"]
+STATUS = "status"  # with existing buildings to compare with: "new" or "mapped"
 
 
 def vector_driver(path: str | os.PathLike) -> str:
@@ -79,11 +82,12 @@ def _remove(path: Path) -> None:
 class VectorWriter:
     """Collects building batches in a temporary GeoPackage and writes ``path`` on :meth:`commit`."""
 
-    def __init__(self, path: str | os.PathLike, crs, *, wgs84: bool = False):
+    def __init__(self, path: str | os.PathLike, crs, *, wgs84: bool = False, status: bool = False):
         self.path = Path(path)
         self.driver = check_vector_format(self.path)
         src_crs = CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-        self.wgs84 = bool(wgs84)
+        self.wgs84 = bool(wgs84) or self.driver == "OSM"
+        self.fields = FIELDS + ([STATUS] if status else [])
         self._to_wgs84 = None
         if self.wgs84:
             target = CRS.from_epsg(4326)
@@ -109,22 +113,25 @@ class VectorWriter:
     def count(self) -> int:
         return self._written
 
-    def write(self, geoms: np.ndarray, area_m2: np.ndarray, score: np.ndarray) -> None:
-        """Append polygons (in the raster CRS) with their ground area and mean probability."""
+    def write(self, geoms: np.ndarray, area_m2: np.ndarray, score: np.ndarray, status: np.ndarray | None = None) -> None:
+        """Append polygons (in the raster CRS) with their ground area and mean probability (and status)."""
         if len(geoms) == 0:
             return
         geoms = np.asarray(geoms, dtype=object)
         if self._to_wgs84 is not None:
             geoms = shapely.orient_polygons(reproject(geoms, self._to_wgs84), exterior_cw=False)
-        self._append(geoms, np.round(np.asarray(area_m2, np.float64), 3), np.round(np.asarray(score, np.float64), 4))
+        values = [np.round(np.asarray(area_m2, np.float64), 3), np.round(np.asarray(score, np.float64), 4)]
+        if STATUS in self.fields:
+            values.append(np.asarray(status, dtype=object))
+        self._append(geoms, values)
 
-    def _append(self, geoms, area, score) -> None:
+    def _append(self, geoms, values) -> None:
         # imported here: pyogrio pulls in geopandas and pandas (0.4 s), paid in the writer thread
         from pyogrio.raw import write
 
         wkb = shapely.to_wkb(geoms, output_dimension=2)
         write(
-            self._spill, wkb, [area, score], FIELDS, driver="GPKG", crs=self._crs_str,
+            self._spill, wkb, values, self.fields, driver="GPKG", crs=self._crs_str,
             geometry_type="Polygon", layer=LAYER, append=self._written > 0,
             # the spill is the output itself for .gpkg (keep its R-tree); otherwise it is only read back
             layer_options=None if self.driver == "GPKG" else {"SPATIAL_INDEX": "NO"},
@@ -140,11 +147,17 @@ class VectorWriter:
         if self._closed:
             raise RuntimeError("writer already closed")
         if self._written == 0:
-            self._append(np.array([], dtype=object), np.zeros(0), np.zeros(0))
+            empty = [np.zeros(0), np.zeros(0)] + ([np.array([], dtype=object)] if STATUS in self.fields else [])
+            self._append(np.array([], dtype=object), empty)
             self._written = 0
         if self.driver == "GPKG":
             return self._spill
-        if self.driver == "parquet":
+        if self.driver == "OSM":
+            from .. import __version__
+            from .osm import write_osm
+
+            write_osm(self._spill, LAYER, self._tmp, f"geounet {__version__}")
+        elif self.driver == "parquet":
             self._write_parquet()
         else:
             self._convert()

@@ -29,8 +29,9 @@ from ..io.mosaic import open_input
 from ..io.raster import gdal_env
 from ..log import logger
 from .driver import PredictResult, RasterResult, _load_model, _prepare, predict_raster
+from .existing import ExistingBuildings
 from .plan import RasterJob, folders_to_create, plan_jobs
-from .resolve import check_raster, resolve_options
+from .resolve import check_polygon_settings, check_raster, resolve_options
 from .settings import PredictConfig
 
 __all__ = ["predict"]
@@ -94,6 +95,7 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
     With several inputs, one that fails is recorded in the result (``result.failed``) and the
     others go on; with one input its error is raised.
     """
+    check_polygon_settings(config)
     jobs = plan_jobs(config)
     result = PredictResult(rasters=_skipped(jobs))
     todo = [j for j in jobs if not j.skip]
@@ -115,18 +117,22 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
     )
     if config.tta:
         logger.info("test-time augmentation: 8 views per window")
+    existing = None if config.existing is None else ExistingBuildings.over_rasters(
+        config.existing, [j.input for j in todo], config.match_iou, config.match_cover)
     made = _make_folders(folders_to_create(todo))
     try:
         with gdal_env(options.gdal_cache_mb):
             for j in todo:
                 ok, r = _attempt(result, j, batch, lambda j=j: predict_raster(
-                    net, info, j.input, j.output, options, probs=j.probs, device=device))
+                    net, info, j.input, j.output, options, probs=j.probs, device=device, existing=existing,
+                    preview=j.preview))
                 if not ok:
                     continue
                 mpx = r.pixels / 1e6
                 logger.info(
-                    "%s: %d buildings -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; "
-                    "model %.0f%% of the time)", j.input, r.n_polygons, j.output, mpx, r.seconds,
+                    "%s: %d buildings%s -> %s (%.1f Mpx in %.1f s, %.2f Mpx/s; %d of %d windows run; "
+                    "model %.0f%% of the time)", j.input, r.n_polygons,
+                    f" ({r.n_new} new, {r.n_mapped} mapped)" if existing else "", j.output, mpx, r.seconds,
                     mpx / max(r.seconds, 1e-9), r.windows_run, r.windows, 100.0 * r.model_seconds / max(r.seconds, 1e-9),
                 )
                 result.rasters.append(r)

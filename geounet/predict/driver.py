@@ -8,8 +8,10 @@ at (resampling on the fly when that differs), lays out the windows and column ba
 autocast, channels-last, non-blocking copies on CUDA) and stitches (:class:`_Run`).
 
 Every output is written under a temporary name in its own folder and renamed only when
-complete, the vector file and ``--probs`` together (both or neither); on any error or Ctrl-C the
-temporary files are removed and existing outputs are left as they were.
+complete, the vector file, ``--probs`` and ``--preview`` together (all or none); on any error or
+Ctrl-C the temporary files are removed and existing outputs are left as they were. Footprints go to
+a :class:`~geounet.predict.footprints.FootprintSink` (vector file, status against ``--existing``,
+``--preview`` picture).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from ..io.files import replace_together
 from ..io.mosaic import Mosaic, open_input
 from ..io.probs import ProbsWriter
 from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resampled
-from ..io.vector import VectorWriter
 from ..log import logger
 from ..model import checkpoint
 from ..model.tta import DihedralTTA
@@ -44,6 +45,8 @@ from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
 from .adapt import adapted
+from .existing import ExistingBuildings
+from .footprints import FootprintSink, open_sink
 from .resolve import (check_model, check_raster, separation_channels, target_pixel_size,
                       vectorize_options)
 from .settings import PredictConfig, RunOptions
@@ -60,9 +63,12 @@ class RasterResult:
     input: Path | Mosaic
     output: Path
     probs: Path | None = None
+    preview: Path | None = None
     skipped: bool = False
     error: str | None = None
-    n_polygons: int = 0
+    n_polygons: int = 0  # found; with --only-new, n_new of them are written
+    n_new: int = 0  # with --existing: footprints matching no existing building
+    n_mapped: int = 0  # with --existing: footprints matching one
     windows: int = 0
     windows_run: int = 0
     pixels: int = 0
@@ -166,6 +172,8 @@ def predict_raster(
     *,
     probs: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
+    existing: ExistingBuildings | None = None,
+    preview: str | os.PathLike | None = None,
 ) -> RasterResult:
     """Run ``model`` over one raster (or a :class:`~geounet.io.mosaic.Mosaic` of tiles read as one) and write
     its buildings to ``output`` (and probabilities to ``probs``).
@@ -173,7 +181,8 @@ def predict_raster(
     ``model`` maps a (B, C, H, W) float batch to (B, K, H, W) logits; ``info`` gives its
     bands, normalisation and output names (``info.model.outputs``: building, and border and
     contact for models trained with separation targets). Outputs are checked (exist/writable) by the caller,
-    :func:`predict`; here they are only ever created through temporary files.
+    :func:`predict`; here they are only ever created through temporary files. ``existing``: buildings
+    already mapped (each footprint's ``status``); ``preview``: a PNG picture to write.
     """
     t_start = time.perf_counter()
     device = torch.device(device)
@@ -183,12 +192,13 @@ def predict_raster(
     with open_input(input_path) as raster:
         check_raster(raster, info, str(input_path))
         target_px = _pixel_size_for(raster, info, options, input_path)
+        sink = open_sink(output, raster, input_path, options, existing, preview, info.preprocessing.bands)
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
             if options.adapt:
                 model = adapted(model, src, info, options, device, str(input_path))
-            result = _Run(model, info, src, layout, options, device, input_path, output, probs).run()
+            result = _Run(model, info, src, layout, options, device, input_path, sink, probs).run()
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -197,10 +207,9 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path | Mosaic, output: Path, probs: Path | None):
+                 device: torch.device, input_path: Path | Mosaic, sink: FootprintSink, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
-        self.input_path, self.output = input_path, output
-        self.vec_writer = VectorWriter(output, layout.crs, wgs84=options.wgs84)
+        self.input_path, self.sink, self.output = input_path, sink, (output := sink.output)
         self.stop = threading.Event()
         self.vectorizer = StripVectorizer(layout.height, layout.width, layout.transform, layout.crs, layout.vopt,
                                           self._emit)
@@ -216,7 +225,7 @@ class _Run:
                              options.gdal_cache_mb)
         n_windows = sum(st.n_windows for st in layout.stitchers)
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
-                                   pixels=layout.height * layout.width)
+                                   pixels=layout.height * layout.width, preview=sink.preview_path)
         self.bar = tqdm(total=n_windows, desc=input_path.name, unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0
@@ -224,7 +233,7 @@ class _Run:
     def _emit(self, geoms, area, score) -> None:
         if self.stop.is_set():  # torn down: never write into temporary files that are being removed
             raise Stop
-        self.vec_writer.write(geoms, area, score)
+        self.sink.write(geoms, area, score)
 
     def run(self) -> RasterResult:
         committed = False
@@ -238,6 +247,7 @@ class _Run:
         finally:
             self._teardown(committed)
         self.result.n_polygons = self.vectorizer.n_polygons
+        self.result.n_new, self.result.n_mapped = self.sink.n_new, self.sink.n_mapped
         self.result.model_seconds = self.model_time
         return self.result
 
@@ -302,14 +312,14 @@ class _Run:
         put(self.strips_q, WriteDone(), self.stop, peer=self.writer)
         self.writer.join()
         self.writer.raise_error()
-        try:  # both files or neither: a vector file alone would make a re-run skip this input
-            moves = [(self.vec_writer.finish(), self.output)]
+        try:  # all files or none: a vector file alone would make a re-run skip this input
+            moves = self.sink.finish()
             if self.prob_writer is not None:
                 moves.insert(0, (self.prob_writer.tmp, self.prob_writer.path))
             replace_together(moves)
         except BaseException as exc:
             raise_user_error(exc, self.output, "write output")
-        self.vec_writer.abort()  # what the conversion left (the spill)
+        self.sink.abort()  # what the conversion left (the spill); the outputs are in place
 
     def _teardown(self, committed: bool) -> None:
         self.bar.close()
@@ -323,7 +333,7 @@ class _Run:
         self.reader.join(timeout=30)
         self.writer.join(timeout=30)
         if not committed:
-            self.vec_writer.abort()
+            self.sink.abort()
             if self.prob_writer is not None:
                 self.prob_writer.abort()
 

@@ -13,7 +13,8 @@ Three threads work at once so the model is never kept waiting:
   into a :class:`~geounet.predict.stitch.StripStitcher`, which releases rows as soon as no
   later window can touch them; those rows are multiplied by the validity mask (no-data gets
   probability 0) and queued as :class:`FinalRows`, then :class:`WriteDone`;
-* a **writer** (:class:`Writer`) writes the final rows to ``--probs``
+* a **writer** (:class:`Writer`) rounds the final rows to the 256 levels ``--probs`` stores
+  (so the polygons are the same with or without it, and ``geounet vectorize`` repeats them), writes them to ``--probs``
   (:class:`~geounet.io.probs.ProbsWriter`) and feeds them to the
   :class:`~geounet.vectorize.StripVectorizer`, whose finished buildings go to a
   :class:`~geounet.io.vector.VectorWriter`.
@@ -39,7 +40,7 @@ from rasterio.windows import Window
 
 from ..config import CheckpointInfo
 from ..grid import ColumnBand
-from ..io.probs import ProbsWriter
+from ..io.probs import ProbsWriter, dequantize, quantize
 from ..io.raster import gdal_env, has_validity_mask, raise_user_error, read_valid_mask
 from ..vectorize import StripVectorizer
 from .stitch import StripStitcher
@@ -300,8 +301,10 @@ class Writer(threading.Thread):
             self.probs.begin_column_band(x0, x1)
 
     def _write(self, msg: FinalRows) -> None:
+        """Vectorise the rows as ``--probs`` stores them (quantised), so ``geounet vectorize`` of it is exact."""
         cb = self.column_bands[msg.column_band]
+        stored = quantize(msg.probs)
         if self.probs is not None:
             own = slice(cb.x0 - cb.cx0, cb.x1 - cb.cx0)
-            self.probs.write_rows(msg.row0, msg.probs[..., own], msg.valid[:, own])
-        self.vec.add_rows(msg.row0, msg.probs, msg.valid)
+            self.probs.write_rows(msg.row0, stored[..., own], msg.valid[:, own])
+        self.vec.add_rows(msg.row0, dequantize(stored), msg.valid)

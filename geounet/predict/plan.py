@@ -2,10 +2,10 @@
 outputs that cannot be written, all before any model is loaded.
 
 ``-o`` names a file (one input) or a folder (each input ``STEM`` writes ``STEM.<format>``, and
-``STEM_probs.tif`` in the ``--probs`` folder); in a folder an input whose output exists is
-skipped unless ``--overwrite``. With ``--mosaic`` the inputs are one raster
-(:class:`~geounet.io.mosaic.Mosaic`) writing one file. Output folders that do not exist are only
-checked here (their parent must be writable); predict creates them when the work starts
+``STEM_probs.tif`` in the ``--probs`` folder, ``STEM_preview.png`` in the ``--preview`` folder); in
+a folder an input whose output exists is skipped unless ``--overwrite``. With ``--mosaic`` the inputs
+are one raster (:class:`~geounet.io.mosaic.Mosaic`) writing one file. Output folders that do not exist
+are only checked here (their parent must be writable); predict creates them when the work starts
 (:func:`folders_to_create`). Temporary files that a killed run left beside the outputs are swept
 first (:func:`geounet.io.files.sweep_stale`). Outputs are written under temporary names
 (:func:`geounet.io.files.temp_path`) by the writers and renamed only when complete.
@@ -35,6 +35,7 @@ class RasterJob:
     output: Path
     probs: Path | None
     skip: bool = False
+    preview: Path | None = None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -54,23 +55,29 @@ def _format_extension(fmt: str | None) -> str | None:
     return ext
 
 
-def _file_job(config: PredictConfig, inp: Path | Mosaic, output: Path, probs: Path | None, ext: str | None) -> RasterJob:
-    """One input writing the file ``output`` (and the GeoTIFF ``probs``)."""
+def _file_job(config: PredictConfig, inp: Path | Mosaic, output: Path, probs: Path | None, ext: str | None,
+              preview: Path | None) -> RasterJob:
+    """One input writing the file ``output`` (and the GeoTIFF ``probs``, the PNG ``preview``)."""
     if ext and ext != output.suffix.lower():
         raise ConfigError(f"--format {config.fmt} does not match the output extension", output)
     check_vector_format(output)
     if probs is not None and probs.suffix.lower() not in (".tif", ".tiff"):
         raise ConfigError("--probs must name a GeoTIFF (.tif) file", probs)
-    return RasterJob(inp, output, probs)
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise ConfigError("--preview must name a PNG (.png) file", preview)
+    return RasterJob(inp, output, probs, preview=preview)
 
 
 def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs: Path | None,
-                 ext: str | None) -> list[RasterJob]:
-    """Each input writing ``STEM<ext>`` into the folder ``output`` (and ``STEM_probs.tif`` into ``probs``)."""
+                 ext: str | None, preview: Path | None) -> list[RasterJob]:
+    """Each input writing ``STEM<ext>`` into the folder ``output`` (and ``STEM_probs.tif`` into ``probs``,
+    ``STEM_preview.png`` into ``preview``)."""
     ext = ext or ".geojson"
     if probs is not None and probs.suffix.lower() in (".tif", ".tiff"):
         raise ConfigError("with an output folder, --probs must be a folder too", probs)
-    for folder in [output] + ([probs] if probs is not None else []):
+    if preview is not None and preview.suffix.lower() == ".png":
+        raise ConfigError("with an output folder, --preview must be a folder too", preview)
+    for folder in [output] + [f for f in (probs, preview) if f is not None]:
         if folder.exists() and not folder.is_dir():
             raise ConfigError("output folder is a file", folder)
         check_creatable(folder)  # created by predict when the work starts, not here
@@ -82,7 +89,8 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
         seen[stem] = inp
         out = output / f"{stem}{ext}"
         pr = probs / f"{stem}_probs.tif" if probs is not None else None
-        jobs.append(RasterJob(inp, out, pr))
+        pv = preview / f"{stem}_preview.png" if preview is not None else None
+        jobs.append(RasterJob(inp, out, pr, preview=pv))
     check_vector_format(output / f"x{ext}")
     return jobs
 
@@ -94,6 +102,7 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
         raise ConfigError("no input raster given")
     output = Path(config.output)
     probs = Path(config.probs) if config.probs is not None else None
+    preview = Path(config.preview) if config.preview is not None else None
     ext = _format_extension(config.fmt)
     single_file = output.suffix.lower() in FORMATS
     if config.mosaic and not single_file:
@@ -105,17 +114,17 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
         raise ConfigError(f"unsupported output format '{output.suffix}'; use one of {', '.join(FORMATS)}", output)
     if single_file:
         source = Mosaic(tuple(inputs)) if config.mosaic else inputs[0]
-        jobs = [_file_job(config, source, output, probs, ext)]
+        jobs = [_file_job(config, source, output, probs, ext, preview)]
     else:
-        jobs = _folder_jobs(config, inputs, output, probs, ext)
+        jobs = _folder_jobs(config, inputs, output, probs, ext, preview)
     # before deciding what exists: a killed run may have left temporary files, or an output moved aside
-    for stale in sweep_stale([p for j in jobs for p in (j.output, j.probs) if p is not None]):
+    for stale in sweep_stale([p for j in jobs for p in (j.output, j.probs, j.preview) if p is not None]):
         logger.info("removed %s, a temporary file of a run that was killed", stale)
     if not single_file:
         for job in jobs:
             job.skip = job.output.exists() and not config.overwrite
     for job in jobs:
-        for out in [job.output, job.probs]:
+        for out in [job.output, job.probs, job.preview]:
             if out is None:
                 continue
             for inp in inputs:
@@ -123,7 +132,7 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
                     raise ConfigError("output would overwrite an input raster", out)
         if job.skip:
             continue
-        for out in [job.output, job.probs]:
+        for out in [job.output, job.probs, job.preview]:
             # an output folder still to be created holds no file yet (check_creatable checked its parent)
             if out is not None and (single_file or out.parent.is_dir()):
                 check_writable(out, config.overwrite)
@@ -134,7 +143,7 @@ def folders_to_create(jobs: list[RasterJob]) -> list[Path]:
     """The output folders that do not exist yet, outermost first (for :func:`plan_jobs`'s jobs)."""
     folders: list[Path] = []
     for job in jobs:
-        for out in (job.output, job.probs):
+        for out in (job.output, job.probs, job.preview):
             if out is not None:
                 folders += [f for f in check_creatable(out.parent) if f not in folders]
     return folders

@@ -23,9 +23,10 @@ from ..grid import area_px, length_px
 from ..io.raster import check_bands, ground_pixel_xy, pixel_size_m
 from ..log import progress_enabled
 from ..vectorize import VectorizeOptions
-from .settings import PredictConfig, RunOptions, default_batch_size, default_overlap, default_tile_size
+from .settings import PredictConfig, RunOptions, VectorizeConfig, default_batch_size, default_overlap, default_tile_size
 
-__all__ = ["check_model", "check_raster", "resolve_options", "parse_pixel_size", "separation_channels",
+__all__ = ["check_model", "check_raster", "resolve_options", "parse_pixel_size", "separation_channels", "channels_for",
+           "check_polygon_settings",
            "target_pixel_size", "vectorize_options"]
 
 _RESOLVED = {"tile", "overlap", "batch_size", "progress"}  # RunOptions fields that resolve_options computes
@@ -43,12 +44,7 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
             f"--overlap {overlap} must be a multiple of {m} (2**depth of this model) from 0 to below the tile size {tile}",
             info.path,
         )
-    if not 0.0 < config.threshold < 1.0:
-        raise ConfigError(f"--threshold {config.threshold} must be between 0 and 1")
-    if config.min_area < 0 or config.simplify < 0:
-        raise ConfigError("--min-area and --simplify must not be negative")
-    if config.seed_threshold is not None and not 0.0 < config.seed_threshold < 1.0:
-        raise ConfigError(f"seed threshold {config.seed_threshold} must be between 0 and 1")
+    check_polygon_settings(config)
     batch = int(config.batch_size) if config.batch_size else default_batch_size(device)
     progress = progress_enabled() if config.progress is None else bool(config.progress)
     settings = {f.name: getattr(config, f.name) for f in fields(RunOptions) if f.name not in _RESOLVED}
@@ -60,6 +56,20 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
         seed_threshold=None if config.seed_threshold is None else float(config.seed_threshold),
     )
     return RunOptions(tile=tile, overlap=overlap, batch_size=batch, progress=progress, **settings)
+
+
+def check_polygon_settings(config: PredictConfig | VectorizeConfig) -> None:
+    """Refuse vectorising settings out of range (the CLI's option types check them too)."""
+    if not 0.0 < config.threshold < 1.0:
+        raise ConfigError(f"--threshold {config.threshold} must be between 0 and 1")
+    if config.min_area < 0 or config.simplify < 0:
+        raise ConfigError("--min-area and --simplify must not be negative")
+    if config.seed_threshold is not None and not 0.0 < config.seed_threshold < 1.0:
+        raise ConfigError(f"seed threshold {config.seed_threshold} must be between 0 and 1")
+    if not (0.0 < config.match_iou <= 1.0 and 0.0 < config.match_cover <= 1.0):
+        raise ConfigError("match_iou and match_cover must be in (0, 1]")
+    if config.only_new and config.existing is None:
+        raise ConfigError("--only-new needs --existing (the buildings already mapped)")
 
 
 def parse_pixel_size(value) -> str | float:
@@ -84,7 +94,11 @@ def separation_channels(info: CheckpointInfo, separate: bool | None) -> tuple[bo
     channels are carried (stitched, written to ``--probs``, vectorised) only when separating;
     a building-only model separates on its building probability alone (eroded seeds).
     """
-    outputs = tuple(getattr(info.model, "outputs", ("building",)))
+    return channels_for(tuple(getattr(info.model, "outputs", ("building",))), separate)
+
+
+def channels_for(outputs: tuple[str, ...], separate: bool | None) -> tuple[bool, tuple[str, ...], list[int]]:
+    """:func:`separation_channels` for the channels ``outputs`` (a model's, or the bands of a ``--probs`` file)."""
     cuts = [n for n in ("border", "contact") if n in outputs]
     if separate is None:
         separate = len(cuts) == 2
@@ -151,11 +165,12 @@ def target_pixel_size(setting, native_m: float, model_m: float | None,
     return None if abs(native_m / value - 1.0) < 0.01 else value
 
 
-def vectorize_options(src, options: RunOptions, channels: tuple[str, ...] = ("building",),
+def vectorize_options(src, options: RunOptions | VectorizeConfig, channels: tuple[str, ...] = ("building",),
                       separate: bool = False) -> VectorizeOptions:
     """Per-raster pixel settings: sieve, simplify, seed and reach sizes in pixels of this raster.
 
-    ``src`` is the raster as the model sees it (resampled, if it is): its ground pixel size
+    ``src`` is the raster as the model sees it (resampled, if it is; or the ``--probs`` file
+    ``geounet vectorize`` reads, on the same grid): its ground pixel size
     ``px`` (mean of x and y) converts areas (``/ px**2``, rounded) and lengths (``/ px``;
     the reach rounded up, so the growth reaches at least ``reach_m``), each kept within the
     bounds of :class:`~geounet.predict.settings.PolygonSettings` and

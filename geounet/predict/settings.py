@@ -7,7 +7,11 @@ One frozen dataclass per concern:
 * :class:`SeparationSettings`: splitting touching buildings (seeds and their growth);
 * :class:`ReadSettings`: reading the raster (pixel size, GDAL cache);
 * :class:`OutputSettings`: what is written and how;
+* :class:`ExistingSettings`: comparing the footprints with buildings already mapped (``--existing``);
 * :class:`InferenceSettings`: how the model runs.
+
+:class:`VectorizeConfig` (``geounet vectorize``: a ``--probs`` file to footprints) inherits the
+concerns it shares with predict, so its defaults are predict's.
 
 :class:`PredictConfig` (what a caller asks for: inputs, outputs, model, device and every
 concern's settings; ``None`` means "the default for this model or device") and
@@ -38,8 +42,8 @@ if TYPE_CHECKING:  # torch and the checkpoint types are not needed to read the s
 
 __all__ = [
     "WindowSettings", "PolygonSettings", "SeparationSettings", "ReadSettings", "OutputSettings",
-    "InferenceSettings", "PredictConfig", "RunOptions", "default_tile_size", "default_overlap",
-    "default_batch_size", "setting_doc",
+    "ExistingSettings", "InferenceSettings", "PredictConfig", "RunOptions", "VectorizeConfig", "default_tile_size",
+    "default_overlap", "default_batch_size", "setting_doc",
 ]
 
 
@@ -140,6 +144,20 @@ class OutputSettings:
     overwrite: bool = setting(False, "Replace outputs that already exist.")
     probs_block: int = setting(
         256, "Block side in pixels of the --probs GeoTIFF; column-band borders fall on its multiples.")
+    preview_size: int = setting(2000, "Longest side in pixels of the --preview picture (smaller rasters keep theirs).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingSettings:
+    """Comparing the footprints with buildings already mapped (``--existing``), e.g. an OpenStreetMap extract."""
+
+    existing: str | os.PathLike | None = setting(
+        None, "Buildings already mapped (.gpkg, .geojson, .osm.pbf, .osm; any CRS): each footprint gets "
+              "status 'mapped' when it matches one of them, else 'new'.")
+    only_new: bool = setting(False, "With --existing: write only the new footprints (the mapper's to-do list).")
+    match_iou: float = setting(0.5, "A footprint is mapped when its IoU with an existing building is at least this.")
+    match_cover: float = setting(
+        0.5, "A footprint is also mapped when at least this share of its area lies inside one existing building.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +173,7 @@ class InferenceSettings:
 
 @dataclass(frozen=True)
 class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSettings, OutputSettings,
-                    InferenceSettings):
+                    ExistingSettings, InferenceSettings):
     """Everything ``geounet predict`` needs; ``None`` means "the default for this model/device".
 
     Besides the fields below, every setting of the concerns it inherits (keyword only).
@@ -163,7 +181,8 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
 
     inputs: Sequence[str | os.PathLike] = field(metadata={"doc": "Input rasters."})
     output: str | os.PathLike = field(
-        metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet); with several inputs, a folder."})
+        metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet, or .osm: OpenStreetMap XML for JOSM); "
+                         "with several inputs, a folder."})
     model_path: str | os.PathLike | None = setting(
         None, "Checkpoint (.pt) to use, or the name of a bundled model (multiscale); default: the "
               "default model bundled with geounet.")
@@ -182,6 +201,9 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
     tta: bool = setting(
         False, "Test-time augmentation: average the 8 flips and 90-degree rotations (8x slower).")
     progress: bool | None = setting(None, "Progress bars; default: when logging is not quiet.")
+    preview: str | os.PathLike | None = setting(
+        None, "Also write a picture (.png) of the raster, downsampled, with the footprints drawn and no-data "
+              "hatched grey; a folder with several inputs.")
 
     @classmethod
     def from_cli(cls, **kw) -> "PredictConfig":
@@ -195,7 +217,7 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
 
 @dataclass(frozen=True)
 class RunOptions(WindowSettings, PolygonSettings, SeparationSettings, ReadSettings, OutputSettings,
-                 InferenceSettings):
+                 ExistingSettings, InferenceSettings):
     """Resolved settings for one raster: window size, overlap and batch size are given.
 
     ``separate=None`` and ``seed_threshold=None`` still mean "the default for the model"
@@ -206,6 +228,24 @@ class RunOptions(WindowSettings, PolygonSettings, SeparationSettings, ReadSettin
     overlap: int = field(metadata={"doc": "Pixels shared by neighbouring windows, a multiple of 2**depth."})
     batch_size: int = field(metadata={"doc": "Windows per batch."})
     progress: bool = setting(False, "Show a progress bar.")
+
+
+@dataclass(frozen=True)
+class VectorizeConfig(WindowSettings, PolygonSettings, SeparationSettings, OutputSettings, ExistingSettings):
+    """Everything ``geounet vectorize`` needs: a ``--probs`` file to footprints, with predict's settings."""
+
+    input: str | os.PathLike = field(metadata={"doc": "A --probs GeoTIFF written by geounet predict."})
+    output: str | os.PathLike = field(metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet, .osm)."})
+    separate: bool | None = field(default=None, kw_only=True, metadata={"doc": (
+        "Split touching buildings into one polygon each [default: on when the file has border and contact "
+        "bands, as predict does with a model that has those outputs].")})
+    progress: bool | None = setting(None, "Progress bar; default: when logging is not quiet.")
+
+    @classmethod
+    def from_cli(cls, **kw) -> "VectorizeConfig":
+        """Build from the ``geounet vectorize`` options (other keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in kw.items() if k in names})
 
 
 def default_tile_size(info: CheckpointInfo, min_tile: int = WindowSettings.min_tile) -> int:

@@ -52,8 +52,8 @@ def finish_buildings(geoms: np.ndarray, scores: np.ndarray, nodata: list, option
     if opt.regularize_m > 0:
         out = square_within_reach(geoms, out, opt)
     for k, piece in enumerate(nodata):
-        if piece is not None:
-            out[k] = shapely.difference(out[k], piece)
+        if piece is not None:  # the no-data was gathered in pieces that depend on the strips: canonical again
+            out[k] = shapely.normalize(shapely.simplify(shapely.difference(out[k], piece), 0.0, preserve_topology=True))
     parts, idx = _polygon_parts(out)
     if parts.size == 0:
         return parts, np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
