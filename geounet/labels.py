@@ -13,6 +13,7 @@ from rasterio.features import rasterize
 from shapely.geometry import box
 
 from .errors import InputError, first_line
+from .paths import is_local, remote_reason, vsi_path
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,20 @@ class Labels:
 
 
 def read_vector(path: str | os.PathLike) -> gpd.GeoDataFrame:
-    """Read any vector file geopandas reads, raising :class:`InputError` if missing or unreadable."""
+    """Read any vector file geopandas reads, raising :class:`InputError` if missing or unreadable.
+
+    ``path`` is a local file, a URL or a GDAL virtual path (:mod:`geounet.paths`); a URL is read by
+    GDAL (``/vsicurl/``), so an unreachable one fails in a few words (not found, connection refused).
+    """
     p = os.fspath(path)
-    if not os.path.exists(p):
+    if is_local(p) and not os.path.exists(p):
         raise InputError("file not found", p)
     try:
-        return gpd.read_file(p)
+        return gpd.read_file(vsi_path(p))
     except Exception as exc:  # pyogrio raises DataSourceError, ValueError, ...
+        reason = None if is_local(p) else remote_reason(first_line(exc))
+        if reason:
+            raise InputError(f"cannot fetch ({reason})", p) from None
         raise InputError(f"not a readable vector file ({first_line(exc)[:120]})", p) from None
 
 

@@ -37,6 +37,7 @@ from ..io.vector import VectorWriter
 from ..log import logger
 from ..model import checkpoint
 from ..model.tta import DihedralTTA
+from ..paths import as_source, source_name
 from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
@@ -53,7 +54,7 @@ __all__ = ["PredictResult", "RasterResult", "predict", "predict_raster"]
 class RasterResult:
     """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept)."""
 
-    input: Path
+    input: Path | str  # a local Path, or a URL or GDAL path as given
     output: Path
     probs: Path | None = None
     skipped: bool = False
@@ -115,7 +116,7 @@ def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
                    col_bands, stitchers)
 
 
-def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path) -> float | None:
+def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path | str) -> float | None:
     """The pixel size to predict ``src`` at (None: its own), with a log line about it."""
     model_px, model_range = info.preprocessing.pixel_size_m, info.preprocessing.pixel_size_range_m
     native_px = pixel_size_m(src)
@@ -136,7 +137,7 @@ def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path) 
     return target_px
 
 
-def _log_separation(path: Path, layout: _Layout) -> None:
+def _log_separation(path: Path | str, layout: _Layout) -> None:
     if not layout.separate:
         return
     channels, vopt = layout.channels, layout.vopt
@@ -167,7 +168,7 @@ def predict_raster(
     """
     t_start = time.perf_counter()
     device = torch.device(device)
-    input_path, output = Path(input_path), Path(output)
+    input_path, output = as_source(input_path), Path(output)
     probs = Path(probs) if probs is not None else None
     with open_raster(input_path) as raster:
         check_raster(raster, info, input_path)
@@ -184,7 +185,7 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path, output: Path, probs: Path | None):
+                 device: torch.device, input_path: Path | str, output: Path, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
         self.input_path, self.output = input_path, output
         self.vec_writer = VectorWriter(output, layout.crs, wgs84=options.wgs84)
@@ -204,7 +205,7 @@ class _Run:
         n_windows = sum(st.n_windows for st in layout.stitchers)
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
                                    pixels=layout.height * layout.width)
-        self.bar = tqdm(total=n_windows, desc=input_path.name, unit="win", file=sys.stderr,
+        self.bar = tqdm(total=n_windows, desc=source_name(input_path), unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0
 

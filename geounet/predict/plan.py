@@ -2,7 +2,8 @@
 outputs that cannot be written, all before any model is loaded.
 
 ``-o`` names a file (one input) or a folder (each input ``STEM`` writes ``STEM.<format>``, and
-``STEM_probs.tif`` in the ``--probs`` folder); in a folder an input whose output exists is
+``STEM_probs.tif`` in the ``--probs`` folder; a URL's ``STEM`` is the last part of its path, without
+the query string: :func:`geounet.paths.source_stem`); in a folder an input whose output exists is
 skipped unless ``--overwrite``. Outputs are written under temporary names
 (:func:`geounet.io.files.temp_path`) by the writers and renamed only when complete.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from ..errors import ConfigError, GeounetError
 from ..io.files import check_writable
 from ..io.vector import FORMATS, check_vector_format
+from ..paths import as_source, is_local, source_stem
 from .settings import PredictConfig
 
 __all__ = ["RasterJob", "plan_jobs"]
@@ -23,15 +25,19 @@ __all__ = ["RasterJob", "plan_jobs"]
 
 @dataclass
 class RasterJob:
-    """One input raster and the files it writes (``skip``: its output exists and is kept)."""
+    """One input raster (a local Path, or a URL or GDAL path as given) and the files it writes (``skip``: its
+    output exists and is kept)."""
 
-    input: Path
+    input: Path | str
     output: Path
     probs: Path | None
     skip: bool = False
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_file(a: Path, b: Path | str) -> bool:
+    if not is_local(b):
+        return False
+    b = Path(b)
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
@@ -48,7 +54,7 @@ def _format_extension(fmt: str | None) -> str | None:
     return ext
 
 
-def _file_job(config: PredictConfig, inp: Path, output: Path, probs: Path | None, ext: str | None) -> RasterJob:
+def _file_job(config: PredictConfig, inp: Path | str, output: Path, probs: Path | None, ext: str | None) -> RasterJob:
     """One input writing the file ``output`` (and the GeoTIFF ``probs``)."""
     if ext and ext != output.suffix.lower():
         raise ConfigError(f"--format {config.fmt} does not match the output extension", output)
@@ -58,7 +64,7 @@ def _file_job(config: PredictConfig, inp: Path, output: Path, probs: Path | None
     return RasterJob(inp, output, probs)
 
 
-def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs: Path | None,
+def _folder_jobs(config: PredictConfig, inputs: list[Path | str], output: Path, probs: Path | None,
                  ext: str | None) -> list[RasterJob]:
     """Each input writing ``STEM<ext>`` into the folder ``output`` (and ``STEM_probs.tif`` into ``probs``)."""
     ext = ext or ".geojson"
@@ -73,7 +79,9 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
             raise GeounetError(f"cannot create output folder ({exc.strerror or exc})", folder) from None
     jobs, seen = [], {}
     for inp in inputs:
-        stem = inp.stem
+        stem = source_stem(inp)
+        if not stem:
+            raise ConfigError("cannot name an output after this input (its path has no file name)", inp)
         if stem in seen:
             raise ConfigError(f"inputs {seen[stem]} and {inp} would both write {stem}{ext}", output)
         seen[stem] = inp
@@ -86,7 +94,7 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
 
 def plan_jobs(config: PredictConfig) -> list[RasterJob]:
     """Decide each input's outputs, which ones to skip, and refuse outputs that cannot be written."""
-    inputs = [Path(p) for p in config.inputs]
+    inputs = [as_source(p) for p in config.inputs]
     if not inputs:
         raise ConfigError("no input raster given")
     output = Path(config.output)
