@@ -6,7 +6,7 @@ Inputs are handed to GDAL as the user wrote them, so everything GDAL opens works
 ``/vsis3/...``). Only a local path is a :class:`pathlib.Path` (which would turn ``https://`` into
 ``https:/``); the others stay strings. Output names come from the last part of the path, without a
 URL's query string (:func:`source_name`). :func:`remote_reason` turns GDAL's network errors into
-a few words ("not found (HTTP 404)", "connection refused").
+a few words ("HTTP 404: not found", "connection refused").
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def source_stem(path: str | os.PathLike) -> str:
 _REASONS = (
     (re.compile(r"HTTP response code: 404\b"), "HTTP 404: not found"),
     (re.compile(r"HTTP response code: 40[13]\b"), "HTTP {code}: access denied"),
-    (re.compile(r"HTTP response code: (\d{3})"), "the server answered HTTP {code}"),
+    (re.compile(r"HTTP response code: (\d{3})"), "HTTP {code} from the server"),
     (re.compile(r"Could not connect to server|Connection refused|Failed to connect", re.I), "connection refused"),
     (re.compile(r"Could not resolve host", re.I), "host not found"),
     (re.compile(r"timed out|Timeout was reached", re.I), "timed out"),
