@@ -9,6 +9,7 @@ is no-data; unreachable URLs fail in one line; batch outputs are named after the
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from geounet.cli import cli
 from geounet.errors import InputError
 from geounet.labels import read_label_polygons
 from geounet.paths import is_local, source_name, source_stem, vsi_path
+from geounet.train.sources import raster_sources
 from helpers_predict import SHARED_DATA, constant_checkpoint
 from range_server import RangeServer
 
@@ -132,7 +134,10 @@ def _one_line_error(res, *words: str) -> str:
 
 def test_unreachable_url_fails_fast_in_one_line(served, tmp_path):
     _, _, model = served
-    url = "http://127.0.0.1:9/image.tif"  # the discard port: nothing listens there
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/image.tif"
     t0 = time.perf_counter()
     res = _predict([url, "-o", str(tmp_path / "o.geojson"), "--model", str(model)])
     assert time.perf_counter() - t0 < 20
@@ -168,6 +173,13 @@ def test_labels_and_evaluate_rasters_over_http(served, tmp_path):
     res = CliRunner().invoke(cli, ["evaluate", server.url("labels.geojson"), str(root / "labels.geojson"),
                                    "--raster", server.url("full.tif"), "--json"])
     assert res.exit_code == 0, res.output
+
+
+def test_training_sources_over_http(served):
+    server, _, _ = served
+    (source,) = raster_sources([server.url("full.tif")], [server.url("labels.geojson")])
+    assert (source.height, source.width, source.count) == (SIDE, SIDE, 3)
+    assert source.labels is not None and len(source.labels.geoms) > 0
 
 
 def test_paths():

@@ -260,7 +260,8 @@ def raise_user_error(exc: BaseException, path: Path, what: str) -> NoReturn:
     if isinstance(exc, (GeounetError, KeyboardInterrupt)):
         raise exc
     if isinstance(exc, RasterioError):
-        raise InputError(f"cannot {what} ({gdal_reason(exc) or type(exc).__name__})", path) from None
+        reason = gdal_reason(exc)
+        raise InputError(f"cannot {what} ({remote_reason(reason) or reason or type(exc).__name__})", path) from None
     if isinstance(exc, OSError):
         raise GeounetError(f"cannot {what} ({exc.strerror or exc})", getattr(exc, "filename", None) or path) from None
     raise exc
