@@ -17,6 +17,7 @@ from rasterio.features import rasterize
 from shapely.geometry import box
 
 from .errors import InputError, first_line
+from .paths import is_local, remote_reason, vsi_path
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,18 @@ def read_osm_buildings(path: str, bbox: tuple[float, float, float, float] | None
 
 def read_vector(path: str | os.PathLike, bbox: tuple[float, float, float, float] | None = None) -> gpd.GeoDataFrame:
     """Read any vector file geopandas reads (of an OSM file: its buildings), raising :class:`InputError`
-    if missing or unreadable. ``bbox``, in the file's CRS, keeps the features reaching into it."""
+    if missing or unreadable. ``bbox``, in the file's CRS, keeps the features reaching into it.
+
+    ``path`` is a local file, a URL or a GDAL virtual path (:mod:`geounet.paths`); a URL is read by
+    GDAL (``/vsicurl/``), so an unreachable one fails in a few words (not found, connection refused).
+    """
     p = os.fspath(path)
-    if not os.path.exists(p):
+    if is_local(p) and not os.path.exists(p):
         raise InputError("file not found", p)
     try:
         if is_osm(p):
-            return read_osm_buildings(p, bbox)
-        return gpd.read_file(p, bbox=bbox)
+            return read_osm_buildings(vsi_path(p), bbox)
+        return gpd.read_file(vsi_path(p), bbox=bbox)
     except Exception as exc:  # pyogrio raises DataSourceError, ValueError, ...
         raise InputError(_unreadable_vector(p, exc), p) from None
 
@@ -144,6 +149,9 @@ def read_vector(path: str | os.PathLike, bbox: tuple[float, float, float, float]
 def _unreadable_vector(path: str, exc: BaseException) -> str:
     """Why GDAL could not read ``path`` as a vector file, in our words where its own are long."""
     reason = first_line(exc)
+    remote = None if is_local(path) else remote_reason(reason)
+    if remote:
+        return f"cannot fetch ({remote})"
     if "not recognized as" in reason or "not recognised as" in reason:
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             return "empty file, not a readable vector file"
@@ -154,16 +162,16 @@ def _unreadable_vector(path: str, exc: BaseException) -> str:
 def vector_crs(path: str | os.PathLike):
     """The CRS of a vector file (an OSM file's is WGS84), None if it has none; InputError if unreadable."""
     p = os.fspath(path)
-    if not os.path.exists(p):
+    if is_local(p) and not os.path.exists(p):
         raise InputError("file not found", p)
     if is_osm(p):
         return "EPSG:4326"
     import pyogrio
 
     try:
-        return pyogrio.read_info(p)["crs"]
+        return pyogrio.read_info(vsi_path(p))["crs"]
     except Exception as exc:  # noqa: BLE001 - pyogrio raises DataSourceError, ValueError, ...
-        raise InputError(f"not a readable vector file ({first_line(exc)[:120]})", p) from None
+        raise InputError(_unreadable_vector(p, exc), p) from None
 
 
 def read_label_polygons(path: str | os.PathLike) -> gpd.GeoSeries:

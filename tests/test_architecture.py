@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geounet"
 
 # Lower layers never import higher ones; packages of one layer never import each other.
 LAYERS = {
-    "errors": 0, "config": 0, "log": 0, "metrics": 0, "__version__": 0,
+    "errors": 0, "config": 0, "log": 0, "metrics": 0, "paths": 0, "__version__": 0,
     "io": 1, "grid": 1, "device": 1, "labels": 1,
     "model": 2, "vectorize": 2,
     "predict": 3, "train": 3, "evaluate": 3,

@@ -4,8 +4,9 @@ The group (:func:`cli`) does what every command needs: library errors
 (:class:`geounet.errors.GeounetError`) become one-line messages on stderr and exit code 1
 (a command's bad options one line and exit code 2),
 Ctrl-C exits 130, no traceback reaches the user; ``-v``/``-q`` set the log level; and the
-command runs inside one GDAL environment (rasterio's defaults), so the library never starts
-and stops one for each file it opens. predict narrows GDAL's block cache for its run itself
+command runs inside one GDAL environment (:func:`geounet.io.raster.gdal_env`: GDAL's defaults
+and the options for reading rasters over HTTP), so the library never starts and stops one for
+each file it opens. predict narrows GDAL's block cache for its run itself
 (:attr:`geounet.predict.settings.ReadSettings.gdal_cache_mb`), as it must when called as a library.
 
 One module per command (:mod:`.predict`, :mod:`.vectorize`, :mod:`.train`, :mod:`.evaluate`), each importing its
@@ -50,10 +51,10 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     """Find buildings in aerial GeoTIFFs with a U-Net."""
-    import rasterio  # here, not at the top: --help and --version need no GDAL
+    from ..io.raster import gdal_env  # here, not at the top: --help and --version need no GDAL
 
     configure(verbose - quiet)
-    ctx.with_resource(rasterio.Env())
+    ctx.with_resource(gdal_env())
 
 
 for _command in (train, predict, vectorize, evaluate):

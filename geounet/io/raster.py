@@ -20,6 +20,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..errors import GeounetError, InputError
+from ..paths import is_local, remote_reason, vsi_path
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -28,24 +29,24 @@ _GEOD = Geod(ellps="WGS84")
 def open_raster(path: str | os.PathLike, *, need_crs: bool = True) -> Iterator[rasterio.io.DatasetReader]:
     """Open ``path`` for reading, raising :class:`InputError` with a one-line reason.
 
-    Refuses missing files, directories, files GDAL cannot read as rasters, and (when
-    ``need_crs``) rasters without a CRS or in a local (engineering) CRS, since every output is
-    georeferenced and pixel sizes are measured in ground metres.
+    ``path`` is a local file, a URL or a GDAL virtual path (:mod:`geounet.paths`). Refuses
+    missing files, directories, URLs that cannot be fetched (the reason in a few words: not
+    found, connection refused), files GDAL cannot read as rasters, and (when ``need_crs``)
+    rasters without a CRS or in a local (engineering) CRS, since every output is georeferenced
+    and pixel sizes are measured in ground metres.
     """
     p = os.fspath(path)
-    if not os.path.exists(p):
-        raise InputError("file not found", p)
-    if os.path.isdir(p):
-        raise InputError("is a directory, not a raster", p)
-    if not os.access(p, os.R_OK):
-        raise InputError("permission denied", p)
+    if is_local(p):
+        if not os.path.exists(p):
+            raise InputError("file not found", p)
+        if os.path.isdir(p):
+            raise InputError("is a directory, not a raster", p)
+        if not os.access(p, os.R_OK):
+            raise InputError("permission denied", p)
     try:
-        src = rasterio.open(p)
+        src = rasterio.open(vsi_path(p))
     except RasterioIOError as exc:
-        msg = str(exc).split("\n")[0]
-        if "not recognized as" in msg or "not recognised as" in msg:
-            msg = "not a raster GDAL can read"
-        raise InputError(msg, p) from None
+        raise InputError(_open_failure(str(exc).split("\n")[0], p), p) from None
     with src:
         if need_crs and src.crs is None:
             raise InputError("raster has no CRS (georeference it first, e.g. gdal_edit.py -a_srs)", p)
@@ -56,6 +57,18 @@ def open_raster(path: str | os.PathLike, *, need_crs: bool = True) -> Iterator[r
         if src.count < 1:
             raise InputError("raster has no bands", p)
         yield src
+
+
+def _open_failure(msg: str, path: str) -> str:
+    """Why GDAL could not open ``path``, in a few words."""
+    if "not recognized as" in msg or "not recognised as" in msg:
+        return "not a raster GDAL can read"
+    reason = remote_reason(msg)
+    if reason:
+        return f"cannot fetch ({reason})"
+    if not is_local(path) and ("No such file" in msg or "does not exist" in msg):
+        return "not found"
+    return msg
 
 
 def data_bands(src: rasterio.io.DatasetReader) -> tuple[int, ...]:
@@ -194,15 +207,41 @@ def resampled(src: rasterio.io.DatasetReader, pixel_size: float | None = None):
         yield vrt
 
 
-def gdal_env(cache_mb: int, *, internal_mask: bool = False) -> rasterio.Env:
-    """A GDAL environment with a block cache of ``cache_mb`` MB (and, for writers, internal TIFF masks).
+# How remote rasters are read (``/vsicurl/``: https, s3, ...); each can be overridden in the environment.
+REMOTE_OPTIONS = {
+    # Blocks of a window are fetched one range after another through /vsicurl/'s region cache, which
+    # keeps them for the next read of the same bytes. The default (parallel requests, one per range)
+    # bypasses that cache: a WarpedVRT (--pixel-size) then fetched 12.7x the file (docs/benchmarks.md).
+    "GDAL_HTTP_MULTIRANGE": "SERIAL",
+    # No directory listing of the URL's folder on open (a request, and a whole index page on some
+    # servers); side-car files (.msk, .ovr) are still looked for, one HEAD request each.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "TRUE",
+    # An unreachable host fails within seconds; a stalled transfer after a minute; transient
+    # server errors (429, 502-504) are retried with back-off.
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "GDAL_HTTP_LOW_SPEED_TIME": "60",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+}
+
+
+def gdal_env(cache_mb: int | None = None, *, internal_mask: bool = False) -> rasterio.Env:
+    """The GDAL environment geounet reads and writes in: :data:`REMOTE_OPTIONS` (those not set in the
+    process environment), a block cache of ``cache_mb`` MB (None: GDAL's default) and, for writers,
+    internal TIFF masks.
 
     rasterio keeps its environment per thread (a thread without one gets a temporary default
-    environment for each file it opens), so every thread of predict that reads or writes opens one.
+    environment for each file it opens), so the CLI opens one for the whole command and every
+    thread of predict that reads or writes opens its own. The options hold only inside it: a
+    Python caller's GDAL settings are never changed for good.
     """
+    options = {k: v for k, v in REMOTE_OPTIONS.items() if k not in os.environ}
+    if cache_mb is not None:
+        options["GDAL_CACHEMAX"] = cache_mb
     if internal_mask:
-        return rasterio.Env(GDAL_CACHEMAX=cache_mb, GDAL_TIFF_INTERNAL_MASK=True)
-    return rasterio.Env(GDAL_CACHEMAX=cache_mb)
+        options["GDAL_TIFF_INTERNAL_MASK"] = True
+    return rasterio.Env(**options)
 
 
 def gdal_reason(exc: BaseException) -> str:
@@ -226,7 +265,8 @@ def raise_user_error(exc: BaseException, path: Path, what: str) -> NoReturn:
     if isinstance(exc, (GeounetError, KeyboardInterrupt)):
         raise exc
     if isinstance(exc, RasterioError):
-        raise InputError(f"cannot {what} ({gdal_reason(exc) or type(exc).__name__})", path) from None
+        reason = gdal_reason(exc)
+        raise InputError(f"cannot {what} ({remote_reason(reason) or reason or type(exc).__name__})", path) from None
     if isinstance(exc, OSError):
         raise GeounetError(f"cannot {what} ({exc.strerror or exc})", getattr(exc, "filename", None) or path) from None
     raise exc

@@ -41,6 +41,7 @@ from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resam
 from ..log import logger
 from ..model import checkpoint
 from ..model.tta import DihedralTTA
+from ..paths import as_source, source_name
 from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
                        WindowSkipped, WriteDone, Writer, put)
@@ -60,7 +61,7 @@ class RasterResult:
     """What :func:`predict_raster` did with one raster (``skipped``: its output existed and was kept;
     ``error``: the one-line reason it failed, in a batch of several inputs, where the others go on)."""
 
-    input: Path | Mosaic
+    input: Path | str | Mosaic  # a local Path, a URL or GDAL path as given, or tiles read as one
     output: Path
     probs: Path | None = None
     preview: Path | None = None
@@ -130,7 +131,7 @@ def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
                    col_bands, stitchers)
 
 
-def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path) -> float | None:
+def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path | str) -> float | None:
     """The pixel size to predict ``src`` at (None: its own), with a log line about it."""
     model_px, model_range = info.preprocessing.pixel_size_m, info.preprocessing.pixel_size_range_m
     native_px = pixel_size_m(src)
@@ -151,7 +152,7 @@ def _pixel_size_for(src, info: CheckpointInfo, options: RunOptions, path: Path) 
     return target_px
 
 
-def _log_separation(path: Path, layout: _Layout) -> None:
+def _log_separation(path: Path | str, layout: _Layout) -> None:
     if not layout.separate:
         return
     channels, vopt = layout.channels, layout.vopt
@@ -186,7 +187,7 @@ def predict_raster(
     """
     t_start = time.perf_counter()
     device = torch.device(device)
-    input_path = input_path if isinstance(input_path, Mosaic) else Path(input_path)
+    input_path = input_path if isinstance(input_path, Mosaic) else as_source(input_path)
     output = Path(output)
     probs = Path(probs) if probs is not None else None
     with open_input(input_path) as raster:
@@ -207,7 +208,7 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path | Mosaic, sink: FootprintSink, probs: Path | None):
+                 device: torch.device, input_path: Path | str | Mosaic, sink: FootprintSink, probs: Path | None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
         self.input_path, self.sink, self.output = input_path, sink, (output := sink.output)
         self.stop = threading.Event()
@@ -226,7 +227,8 @@ class _Run:
         n_windows = sum(st.n_windows for st in layout.stitchers)
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
                                    pixels=layout.height * layout.width, preview=sink.preview_path)
-        self.bar = tqdm(total=n_windows, desc=input_path.name, unit="win", file=sys.stderr,
+        self.bar = tqdm(total=n_windows, desc=input_path.name if isinstance(input_path, Mosaic) else source_name(input_path),
+                        unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0
 

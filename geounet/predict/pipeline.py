@@ -2,9 +2,10 @@
 
 Three threads work at once so the model is never kept waiting:
 
-* a **reader** (:class:`Reader`) reads full-width strips of rows of each column band from
-  the raster the driver opened, aligned to the file's block rows so every compressed block is
-  decoded once; it reads the validity mask alongside, skips windows that are entirely
+* a **reader** (:class:`Reader`) reads strips of rows of each column band from the raster
+  the driver opened, aligned to the file's blocks so every compressed block is read and
+  decoded once (:class:`~geounet.predict.strips.StripBuffer`): the validity mask of the strip
+  first, then the pixels of the windows that have data only; it skips windows that are entirely
   no-data, normalises the rest with the checkpoint's bands and statistics straight into
   channels-last (and, on CUDA, pinned) batch tensors, and queues them
   (:class:`WindowBatch`, :class:`WindowSkipped`, :class:`RowValidity`, then
@@ -27,7 +28,6 @@ once the run is being torn down, or raises the error of the thread at the other 
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 from dataclasses import dataclass
@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from rasterio.windows import Window
 
 from ..config import CheckpointInfo
 from ..grid import ColumnBand
 from ..io.probs import ProbsWriter, dequantize, quantize
-from ..io.raster import gdal_env, has_validity_mask, raise_user_error, read_valid_mask
+from ..io.raster import gdal_env, raise_user_error
 from ..vectorize import StripVectorizer
 from .stitch import StripStitcher
+from .strips import StripBuffer
 
 __all__ = [
     "Stop", "put", "WindowBatch", "WindowSkipped", "RowValidity", "ReadDone", "ReadFailed", "FinalRows",
@@ -52,7 +52,6 @@ __all__ = [
 
 WINDOW_QUEUE = 4  # batches in flight between the reader and the model
 STRIP_QUEUE = 4  # final strips in flight to the writer (halved for several model outputs: 3x larger strips)
-MAX_BLOCK_ROWS = 2048  # taller blocks (striped files of one strip) are read row-window by row-window
 
 
 class Stop(Exception):
@@ -175,44 +174,30 @@ class Reader(threading.Thread):
         return t.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
 
     def _read_column_band(self, k: int, st: StripStitcher) -> None:
-        """Column band ``k``: read its columns strip by strip and queue its windows."""
-        src = self.src
-        H = src.height
-        has_mask = has_validity_mask(src)
-        floating = np.dtype(src.dtypes[self.raster_bands[0] - 1]).kind == "f"
-        bh = src.block_shapes[0][0] if src.block_shapes else 1
-        if bh > MAX_BLOCK_ROWS:
-            bh = 1
+        """Column band ``k``: read its columns strip by strip (validity first, then the pixels of the windows
+        that have data: :class:`~geounet.predict.strips.StripBuffer`) and queue its windows."""
+        H = self.src.height
         rc0, rc1 = st.read_span()  # raster columns this column band reads
-        width = rc1 - rc0
         vx0, vx1 = st.x0 - rc0, st.x1 - rc0  # the band's own columns in the buffer
-        raw = np.empty((len(self.raster_bands), 0, width), dtype=src.dtypes[self.raster_bands[0] - 1])
-        valid = np.empty((0, width), dtype=bool)
-        buf0 = 0  # raster row of buffer row 0
-        row_axis = st.rows
+        buf = StripBuffer(self.src, self.raster_bands, rc0, rc1)
+        row_axis, col_axis = st.rows, st.cols
         for i in range(len(row_axis.offsets)):
             if self.stop.is_set():
                 raise Stop
             r0, r1, _ = row_axis.clip(i)  # raster rows this window-row covers
-            if r0 > buf0:  # drop rows no window needs any more
-                raw, valid, buf0 = raw[:, r0 - buf0 :], valid[r0 - buf0 :], r0
-            end = buf0 + raw.shape[1]
-            if end < r1:  # read whole block-rows, so each compressed block is decoded once
-                stop_row = min(H, max(r1, math.ceil(r1 / bh) * bh))
-                win = Window(rc0, end, width, stop_row - end)
-                new = src.read(self.raster_bands, window=win)
-                newv = read_valid_mask(src, win) if has_mask else np.ones((stop_row - end, width), dtype=bool)
-                if floating:  # NaN or infinite pixels are no-data, declared or not
-                    newv &= np.isfinite(new).all(axis=0)
-                raw = np.concatenate([raw, new], axis=1)
-                valid = np.concatenate([valid, newv], axis=0)
+            buf.advance(r0, r1)
+            valid = buf.valid[: r1 - r0]
             nxt = row_axis.offsets[i + 1] if i + 1 < len(row_axis.offsets) else H
-            put(self.out, RowValidity(k, i, valid[: nxt - r0, vx0:vx1].copy()), self.stop)
-            self._queue_window_row(k, st, i, raw[:, : r1 - r0], valid[: r1 - r0], rc0)
+            put(self.out, RowValidity(k, i, buf.valid[: nxt - r0, vx0:vx1].copy()), self.stop)
+            spans = {j: col_axis.clip(j)[:2] for j in st.col_ids}
+            run = [j for j in st.col_ids if valid[:, spans[j][0] - rc0 : spans[j][1] - rc0].any()]
+            raw = buf.read_pixels([spans[j] for j in run])
+            self._queue_window_row(k, st, i, raw[:, : r1 - r0], set(run), rc0)
 
-    def _queue_window_row(self, k: int, st: StripStitcher, i: int, raw: np.ndarray, valid: np.ndarray,
+    def _queue_window_row(self, k: int, st: StripStitcher, i: int, raw: np.ndarray, run: set[int],
                           rc0: int) -> None:
-        """Queue the windows of window-row ``i``: ``raw`` and ``valid`` hold its rows, from raster column ``rc0``."""
+        """Queue the windows of window-row ``i``: ``raw`` holds its rows from raster column ``rc0``; the windows
+        of ``run`` have data, the others are skipped."""
         row_axis, col_axis = st.rows, st.cols
         r, (r0, r1, _) = row_axis.offsets[i], row_axis.clip(i)
         pad_rows = (r0 - r, r + self.th - r1)
@@ -220,7 +205,7 @@ class Reader(threading.Thread):
         for j in st.col_ids:
             c0, c1, _ = col_axis.clip(j)
             c = col_axis.offsets[j]
-            if not valid[:, c0 - rc0 : c1 - rc0].any():
+            if j not in run:
                 put(self.out, WindowSkipped(k, i, j), self.stop)
                 continue
             x = raw[:, :, c0 - rc0 : c1 - rc0].astype(np.float32)

@@ -2,8 +2,9 @@
 outputs that cannot be written, all before any model is loaded.
 
 ``-o`` names a file (one input) or a folder (each input ``STEM`` writes ``STEM.<format>``, and
-``STEM_probs.tif`` in the ``--probs`` folder, ``STEM_preview.png`` in the ``--preview`` folder); in
-a folder an input whose output exists is skipped unless ``--overwrite``. With ``--mosaic`` the inputs
+``STEM_probs.tif`` in the ``--probs`` folder, ``STEM_preview.png`` in the ``--preview`` folder; a
+URL's ``STEM`` is the last part of its path, without the query string: :func:`geounet.paths.source_stem`);
+in a folder an input whose output exists is skipped unless ``--overwrite``. With ``--mosaic`` the inputs
 are one raster (:class:`~geounet.io.mosaic.Mosaic`) writing one file. Output folders that do not exist
 are only checked here (their parent must be writable); predict creates them when the work starts
 (:func:`folders_to_create`). Temporary files that a killed run left beside the outputs are swept
@@ -22,6 +23,7 @@ from ..io.files import check_creatable, check_writable, sweep_stale
 from ..io.mosaic import Mosaic
 from ..io.vector import FORMATS, check_vector_format
 from ..log import logger
+from ..paths import as_source, is_local, source_stem
 from .settings import PredictConfig
 
 __all__ = ["RasterJob", "plan_jobs", "folders_to_create"]
@@ -29,16 +31,20 @@ __all__ = ["RasterJob", "plan_jobs", "folders_to_create"]
 
 @dataclass
 class RasterJob:
-    """One input raster (or a mosaic of several) and the files it writes (``skip``: its output exists and is kept)."""
+    """One input raster (a local Path, or a URL or GDAL path as given; or a mosaic of several) and the files
+    it writes (``skip``: its output exists and is kept)."""
 
-    input: Path | Mosaic
+    input: Path | str | Mosaic
     output: Path
     probs: Path | None
     skip: bool = False
     preview: Path | None = None
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_file(a: Path, b: Path | str) -> bool:
+    if not is_local(b):
+        return False
+    b = Path(b)
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
@@ -55,7 +61,7 @@ def _format_extension(fmt: str | None) -> str | None:
     return ext
 
 
-def _file_job(config: PredictConfig, inp: Path | Mosaic, output: Path, probs: Path | None, ext: str | None,
+def _file_job(config: PredictConfig, inp: Path | str | Mosaic, output: Path, probs: Path | None, ext: str | None,
               preview: Path | None) -> RasterJob:
     """One input writing the file ``output`` (and the GeoTIFF ``probs``, the PNG ``preview``)."""
     if ext and ext != output.suffix.lower():
@@ -68,7 +74,7 @@ def _file_job(config: PredictConfig, inp: Path | Mosaic, output: Path, probs: Pa
     return RasterJob(inp, output, probs, preview=preview)
 
 
-def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs: Path | None,
+def _folder_jobs(config: PredictConfig, inputs: list[Path | str], output: Path, probs: Path | None,
                  ext: str | None, preview: Path | None) -> list[RasterJob]:
     """Each input writing ``STEM<ext>`` into the folder ``output`` (and ``STEM_probs.tif`` into ``probs``,
     ``STEM_preview.png`` into ``preview``)."""
@@ -83,7 +89,9 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
         check_creatable(folder)  # created by predict when the work starts, not here
     jobs, seen = [], {}
     for inp in inputs:
-        stem = inp.stem
+        stem = source_stem(inp)
+        if not stem:
+            raise ConfigError("cannot name an output after this input (its path has no file name)", inp)
         if stem in seen:
             raise ConfigError(f"inputs {seen[stem]} and {inp} would both write {stem}{ext}", output)
         seen[stem] = inp
@@ -97,7 +105,7 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path], output: Path, probs:
 
 def plan_jobs(config: PredictConfig) -> list[RasterJob]:
     """Decide each input's outputs, which ones to skip, and refuse outputs that cannot be written."""
-    inputs = [Path(p) for p in config.inputs]
+    inputs = [as_source(p) for p in config.inputs]
     if not inputs:
         raise ConfigError("no input raster given")
     output = Path(config.output)
