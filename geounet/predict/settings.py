@@ -167,7 +167,8 @@ class InferenceSettings:
     amp: bool = setting(True, "Mixed precision (bf16 on CPU, bf16/fp16 on CUDA).")
     adapt: bool = setting(
         False, "Test-time adaptation: re-estimate the model's BatchNorm statistics on windows spread over "
-               "each raster before predicting it (forward passes only; helps on cameras the model never saw).")
+               "each raster before predicting it (forward passes only; helps on cameras the model never saw, "
+               "but a raster's result then depends on its extent).")
     adapt_windows: int = setting(16, "Windows sampled over each raster for --adapt.")
 
 
