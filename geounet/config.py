@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 
 def _from_dict(cls, data: dict[str, Any]):
     """Build a dataclass from a dict, ignoring unknown keys (newer checkpoints stay readable)."""
@@ -60,12 +62,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raster pixels become model input: ``(raw[bands] / scale - mean) / std``.
+    """How raster pixels become model input: ``(clip(raw[bands], 0, scale) / scale - mean) / std``.
 
     ``bands`` are 1-based raster band indexes in model-channel order. ``scale`` brings
-    raw values to roughly [0, 1] (255 for uint8; a high percentile for uint16 and
-    float imagery) so photometric augmentation works on any dtype; ``mean`` and
-    ``std`` are per-band statistics of the training pixels after scaling.
+    raw values to [0, 1] (255 for uint8; the 99.9th percentile of the training pixels for
+    uint16 and float imagery), and values outside ``[0, scale]`` are clipped
+    (:meth:`clip_raw`, the one function training and prediction both use), so photometric
+    augmentation works on any dtype; ``mean`` and ``std`` are per-band statistics of the
+    training pixels after clipping and scaling.
     ``pixel_size_m`` is the ground sampling distance the model was trained at (with a
     range, its geometric middle: the pixel size validation windows were read at).
     ``pixel_size_range_m`` is ``(smallest, largest)`` when every training window was read at
@@ -95,6 +99,17 @@ class Preprocessing:
             if not 0 < lo <= hi:
                 raise ValueError(f"pixel_size_range_m must be 0 < smallest <= largest, got {self.pixel_size_range_m}")
             object.__setattr__(self, "pixel_size_range_m", (lo, hi))
+
+    def clip_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Raw pixel values (float) clipped in place to ``[0, scale]``; returns ``raw``.
+
+        Training and prediction both clip here, so the model sees the same values from the same
+        pixels: albumentations' photometric transforms clip float images to [0, 1] anyway, so
+        without this a uint16 or float raster's brightest 0.1% (and negative reflectances)
+        reached the model unclipped at prediction and clipped in training. A no-op for uint8
+        (``scale`` 255).
+        """
+        return np.clip(raw, 0.0, self.scale, out=raw)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

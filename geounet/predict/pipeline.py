@@ -147,7 +147,7 @@ class Reader(threading.Thread):
         super().__init__(name="geounet-reader", daemon=True)
         self.src, self.stitchers, self.batch_size, self.pin = src, stitchers, batch_size, pin
         self.out, self.stop, self.gdal_cache_mb = out, stop, gdal_cache_mb
-        prep = info.preprocessing
+        prep = self.prep = info.preprocessing
         self.raster_bands = list(prep.bands)
         std = np.asarray(prep.std, np.float32)
         self.mul = (1.0 / (np.float32(prep.scale) * std))[:, None, None].astype(np.float32)
@@ -208,7 +208,7 @@ class Reader(threading.Thread):
             if j not in run:
                 put(self.out, WindowSkipped(k, i, j), self.stop)
                 continue
-            x = raw[:, :, c0 - rc0 : c1 - rc0].astype(np.float32)
+            x = self.prep.clip_raw(raw[:, :, c0 - rc0 : c1 - rc0].astype(np.float32))  # as in training
             x *= self.mul
             x += self.add
             if raw.dtype.kind == "f":  # no-data NaN would spread through every convolution: the mean instead

@@ -33,7 +33,9 @@ def compute_stats(
     """(scale, mean, std) of valid training pixels: per band, after dividing by ``scale``.
 
     ``scale`` is 255 for uint8, else the 99.9th percentile of sampled values, so any dtype
-    (uint16, float reflectance) lands near [0, 1] for augmentation and normalisation.
+    (uint16, float reflectance) lands in [0, 1] for augmentation and normalisation; the
+    statistics are of the values clipped to [0, scale], as the model sees them
+    (:meth:`~geounet.config.Preprocessing.clip_raw`).
     """
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(samples), size=min(max_windows, len(samples)), replace=False)
@@ -53,7 +55,7 @@ def compute_stats(
         scale = 255.0
     else:
         scale = float(np.percentile(px, 99.9)) or 1.0
-    px /= scale
+    px = np.clip(px, 0.0, scale) / scale
     mean = px.mean(axis=1)
     std = np.maximum(px.std(axis=1), 1e-3)
     return scale, mean.tolist(), std.tolist()
@@ -224,7 +226,7 @@ class WindowDataset(torch.utils.data.Dataset):
             w = encode_weights(weight_map(instances, metres))
             target = np.concatenate([target, w[..., None]], axis=-1)
         target[ignore] = IGNORE
-        image = np.ascontiguousarray(data.transpose(1, 2, 0)) / np.float32(self.prep.scale)
+        image = np.ascontiguousarray(self.prep.clip_raw(data).transpose(1, 2, 0)) / np.float32(self.prep.scale)
         out = self.transform(image=image.astype(np.float32), mask=target)
         image = (out["image"] - self._mean) / self._std
         mask = np.ascontiguousarray(out["mask"].transpose(2, 0, 1))
