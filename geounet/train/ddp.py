@@ -1,7 +1,8 @@
 """DistributedDataParallel plumbing: which rank this process is, and the collective calls the loop needs.
 
-Run under ``torchrun --nproc-per-node N -m geounet train ...`` training uses DDP (gloo on CPU,
-NCCL on CUDA): each rank sees its share of the windows through a DistributedSampler,
+Run under ``torchrun --nproc-per-node N -m geounet train ...`` training uses DDP (gloo on CPU;
+on CUDA NCCL for the model's tensors and gloo for the few CPU numbers the loop sums: see
+:func:`backend_for`): each rank sees its share of the windows through a DistributedSampler,
 validation counts are summed over ranks, and only rank 0 writes files. Without torchrun every
 helper here is a no-op for the one process.
 """
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from ..device import resolve_device
 
 
 @dataclass
@@ -37,12 +40,22 @@ def init_distributed(device_name: str) -> Dist:
     if world <= 1:
         return Dist()
     d = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
-    if use_cuda:
+    device = resolve_device(device_name)
+    if device.type == "cuda":
         torch.cuda.set_device(d.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend=backend_for(device))
     return d
+
+
+def backend_for(device: torch.device) -> str:
+    """The process-group backend for training on ``device``.
+
+    On CUDA the gradients, SyncBatchNorm and the model's broadcasts go through NCCL, but the
+    loop also sums small CPU tensors (loss sums, validation counts, the time-budget flag), which
+    NCCL cannot reduce: one group with a backend per device type serves both.
+    """
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
 def close_distributed(d: Dist) -> None:
