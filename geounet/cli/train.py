@@ -57,6 +57,10 @@ def train(**kwargs) -> None:
 
     config = TrainConfig.from_cli(**kwargs)
     result = run_training(config)
+    if not result.validated:
+        logger.info("no validation set: best.pt is the model of the last epoch (%d); checkpoints in %s",
+                    result.best_epoch, config.out_dir)
+        return
     logger.info(
         "best validation IoU %.4f (epoch %d); checkpoints in %s",
         result.best_iou, result.best_epoch, config.out_dir,

@@ -180,10 +180,11 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    best_iou: float
-    best_epoch: int
+    best_iou: float  # NaN without validation
+    best_epoch: int  # the epoch best.pt holds: without validation, the last
     epochs_done: int
     history: list[dict[str, float]]
+    validated: bool = True  # False when the run had no validation windows (best.pt is the last model)
 
 
 def parse_bands(text: str) -> tuple[int, ...]:

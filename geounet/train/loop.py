@@ -87,6 +87,11 @@ class Run:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
+    @property
+    def validated(self) -> bool:
+        """Whether the run has validation windows (``--val-fraction 0`` without ``--val-raster``: none)."""
+        return bool(self.samples.val)
+
     def out_of_time(self) -> bool:
         return self.budget_s is not None and self.elapsed() + self.val_seconds >= self.budget_s
 
@@ -117,6 +122,8 @@ def _train(run: Run) -> TrainResult:
             save_last(run)
             logger.warning("interrupted: resumable checkpoint saved to %s (continue with --resume)", run.out / "last.pt")
         raise
+    if not run.validated:
+        return TrainResult(math.nan, st.epoch, st.epoch, st.history, validated=False)
     return TrainResult(st.best_iou, st.best_epoch, st.epoch, st.history)
 
 
@@ -265,7 +272,10 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float
 
 @torch.no_grad()
 def validate(run: Run) -> tuple[float, dict[str, float]]:
-    """Validation loss and pixel scores, summed over all ranks' shards (and how long it took)."""
+    """Validation loss and pixel scores, summed over all ranks' shards (and how long it took); NaN
+    without validation windows."""
+    if not run.validated:
+        return math.nan, {k: math.nan for k in ("iou", "precision", "recall", "f1")}
     started = time.monotonic()
     run.net.eval()
     model = unwrap(run.net)
@@ -289,8 +299,8 @@ def validate(run: Run) -> tuple[float, dict[str, float]]:
 
 
 def end_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, float]) -> None:
-    """Record the epoch just done; rank 0 saves best.pt (on a better IoU), last.pt, metrics.csv and
-    curves.png, and logs a line."""
+    """Record the epoch just done; rank 0 saves best.pt (on a better IoU; without validation, every
+    epoch: the last model), last.pt, metrics.csv and curves.png, and logs a line."""
     st, cfg = run.state, run.cfg
     val = {f"val_{k}": v for k, v in metrics.items()}
     st.history.append({
@@ -300,20 +310,32 @@ def end_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, f
         "val_windows": len(run.samples.val),
     })
     if run.d.main:
-        ckpt_metrics = {**val, "val_loss": val_loss, "train_loss": train_loss, "epoch": st.epoch}
-        if metrics["iou"] > st.best_iou:
-            st.best_iou, st.best_epoch = metrics["iou"], st.epoch
+        ckpt_metrics = {"train_loss": train_loss, "epoch": st.epoch}
+        if run.validated:
+            ckpt_metrics.update(val, val_loss=val_loss)
+        if not run.validated or metrics["iou"] > st.best_iou:
+            if run.validated:
+                st.best_iou, st.best_epoch = metrics["iou"], st.epoch
             save_checkpoint(run.out / "best.pt",
                             checkpoint_dict(run.model, run.mcfg, run.prep, metrics=ckpt_metrics, epoch=st.epoch,
                                             init=run.init))
         save_last(run, ckpt_metrics)
         write_history(st.history, run.out)
-        logger.info(
-            "epoch %d/%d  loss %.4f  val_loss %.4f  IoU %.4f  P %.3f  R %.3f  F1 %.3f  (%.1f min)",
-            st.epoch, cfg.epochs, train_loss, val_loss, metrics["iou"], metrics["precision"],
-            metrics["recall"], metrics["f1"], run.elapsed() / 60,
-        )
+        _log_epoch(run, train_loss, val_loss, metrics)
     barrier(run.d)
+
+
+def _log_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, float]) -> None:
+    st, minutes = run.state, run.elapsed() / 60
+    if not run.validated:
+        logger.info("epoch %d/%d  loss %.4f  (no validation set; %.1f min)", st.epoch, run.cfg.epochs, train_loss,
+                    minutes)
+        return
+    logger.info(
+        "epoch %d/%d  loss %.4f  val_loss %.4f  IoU %.4f  P %.3f  R %.3f  F1 %.3f  (%.1f min)",
+        st.epoch, run.cfg.epochs, train_loss, val_loss, metrics["iou"], metrics["precision"],
+        metrics["recall"], metrics["f1"], minutes,
+    )
 
 
 def save_last(run: Run, metrics: dict[str, float] | None = None) -> None:
