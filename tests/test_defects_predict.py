@@ -2,6 +2,7 @@
 non-uint8 imagery as in training, the pipeline's teardown, process-wide settings."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -51,3 +52,59 @@ def test_values_beyond_the_scale_reach_the_model_as_in_training(tmp_path):
     for _ in range(8):
         image, _ = ds[0]
         assert image.max().item() <= hi + 1e-4 and image.min().item() >= lo - 1e-4
+
+
+def test_outputs_are_aborted_only_after_the_writer_thread_ended(tmp_path, monkeypatch):
+    """Defect 8: after join(timeout=30) the writers were aborted even when the writer thread was still
+    alive: a GDAL dataset closed under another thread. Here the writer is slow to stop (a long strip
+    write) and the 30 s wait is shortened, as if it had passed."""
+    import threading
+    import time
+
+    from geounet.io.vector import VectorWriter
+    from geounet.predict import pipeline
+    from geounet.vectorize import StripVectorizer
+
+    entered = threading.Event()
+    real_add = StripVectorizer.add_rows
+
+    def slow_add(self, *a, **kw):
+        entered.set()
+        time.sleep(1.0)
+        return real_add(self, *a, **kw)
+
+    def short_join(self, timeout=None):
+        threading.Thread.join(self, None if timeout is None else min(timeout, 0.1))
+
+    aborts = []
+    real_abort = VectorWriter.abort
+
+    def abort(self):
+        aborts.append([t.name for t in threading.enumerate() if t.name.startswith("geounet-")])
+        return real_abort(self)
+
+    class Failing(nn.Module):
+        """The model fails once the writer is busy with the first rows."""
+
+        def __init__(self):
+            super().__init__()
+            self.inner, self.calls = constant_unet(3.0), 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 1:
+                assert entered.wait(10)
+                raise RuntimeError("model failed")
+            return self.inner(x)
+
+    monkeypatch.setattr(StripVectorizer, "add_rows", slow_add)
+    monkeypatch.setattr(pipeline.Writer, "join", short_join)
+    monkeypatch.setattr(pipeline.Reader, "join", short_join)
+    monkeypatch.setattr(VectorWriter, "abort", abort)
+    tif = write_raster(tmp_path / "a.tif", np.full((3, 256, 64), 200, np.uint8))
+    out = tmp_path / "o.geojson"
+    with pytest.raises(RuntimeError, match="model failed"):
+        predict(PredictConfig(inputs=[tif], output=out, device="cpu", tile_size=64, overlap=0, batch_size=1,
+                              progress=False), model=(Failing(), CheckpointInfo(ModelConfig(width=4, depth=2), prep())))
+    assert aborts == [[]]  # aborted once, with no pipeline thread left running
+    assert not out.exists() and {p.name for p in tmp_path.iterdir()} == {"a.tif"}

@@ -55,6 +55,8 @@ from .stitch import StripStitcher
 
 __all__ = ["PredictResult", "RasterResult", "predict_raster"]
 
+JOIN_WARN_S = 30.0  # a pipeline thread slower than this to stop is waited for with a warning
+
 
 @dataclass
 class RasterResult:
@@ -332,12 +334,26 @@ class _Run:
                     q.get_nowait()
             except queue.Empty:
                 pass
-        self.reader.join(timeout=30)
-        self.writer.join(timeout=30)
-        if not committed:
+        for thread in (self.reader, self.writer):
+            _join(thread)
+        if not committed:  # only now: the writer's files are never closed under it
             self.sink.abort()
             if self.prob_writer is not None:
                 self.prob_writer.abort()
+
+
+def _join(thread: threading.Thread) -> None:
+    """Wait for ``thread`` to end, saying so when it takes long.
+
+    The threads stop within a read or write of a strip once ``stop`` is set; the files they use
+    (the open raster, the temporary outputs) are closed only after they have ended, never under them.
+    """
+    if thread.ident is None:  # never started
+        return
+    thread.join(timeout=JOIN_WARN_S)
+    if thread.is_alive():
+        logger.warning("waiting for the %s thread to finish its current strip", thread.name.removeprefix("geounet-"))
+        thread.join()
 
 
 def _load_model(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo] | None,
