@@ -1,6 +1,10 @@
 """Defects of issue 10 met through train (each test failed before its fix): DDP on GPUs, training
 without validation, a corrupt block met mid-training, process-wide settings."""
 
+import shutil
+
+import pytest
+import rasterio
 import torch
 import torch.distributed as dist
 from torch.distributed.distributed_c10d import BackendConfig
@@ -50,3 +54,73 @@ def test_without_validation_best_pt_is_the_last_model(scene, tmp_path):
     assert "no validation set: best.pt is the model of the last epoch (2)" in res.stderr
     assert "best validation IoU" not in res.stderr
     assert all(r["val_iou"] == "nan" for r in rows(out))
+
+
+def _deflate_copy(src_path, dst_path):
+    """``src_path`` rewritten with DEFLATE-compressed 64 px tiles (a damaged tile then fails to decode)."""
+    with rasterio.open(src_path) as src:
+        profile = {**src.profile, "compress": "deflate", "tiled": True, "blockxsize": 64, "blockysize": 64}
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write(src.read())
+    return dst_path
+
+
+def _damage_lower_half(path):
+    """Overwrite the compressed bytes of every tile in the lower half: the file still opens, and its
+    upper half reads."""
+    with rasterio.open(path) as src:
+        rows, cols = src.height // 64, src.width // 64
+        spans = [(int(src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)),
+                  int(src.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=b)))
+                 for b in src.indexes for y in range(rows // 2, rows) for x in range(cols)]
+    with open(path, "r+b") as fh:
+        for offset, size in spans:
+            fh.seek(offset)
+            fh.write(b"\xff" * size)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_corrupt_block_met_mid_training_is_one_line_and_the_run_resumes(scene, tmp_path, monkeypatch, workers):
+    """Defect 10: a block that fails to decode mid-training reached the user as a traceback (from a
+    DataLoader worker, as text inside another traceback) and the run was lost. The raster is damaged
+    after the normalisation statistics were read, as a block the statistics' sample missed would be."""
+    import geounet.train.loop as loop
+
+    tif, labels = scene
+    good = _deflate_copy(tif, tmp_path / "good.tif")
+    image = tmp_path / "image.tif"
+    shutil.copy(good, image)
+    real_stats = loop.compute_stats
+
+    def stats_then_damage(*a, **kw):
+        result = real_stats(*a, **kw)
+        _damage_lower_half(image)
+        return result
+
+    monkeypatch.setattr(loop, "compute_stats", stats_then_damage)
+    out = tmp_path / "run"
+    args = train_args(image, labels, out, "--epochs", "2")
+    args[args.index("--workers") + 1] = workers
+    res = run(args)
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output  # the CLI's one line
+    errors = [line for line in res.stderr.splitlines() if "cannot read" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {image}: cannot read the window at column "), res.stderr
+    assert "last.pt" in errors[0] and "--resume" in errors[0]
+    assert read_checkpoint(out / "last.pt")["train_state"]["epoch"] == 0
+    shutil.copy(good, image)  # the file mended, the run goes on from its last.pt
+    res = run(["train", "--out", out, "--resume", "--workers", workers])
+    assert res.exit_code == 0, res.output
+    assert [int(r["epoch"]) for r in rows(out)] == [1, 2]
+
+
+def test_a_corrupt_block_met_by_the_statistics_is_one_line(scene, tmp_path):
+    """The normalisation statistics read windows before training: a corrupt block there is one line too."""
+    tif, labels = scene
+    image = _deflate_copy(tif, tmp_path / "image.tif")
+    _damage_lower_half(image)
+    out = tmp_path / "run"
+    res = run(train_args(image, labels, out, "--epochs", "1"))
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    errors = [line for line in res.stderr.splitlines() if "cannot read" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {image}: cannot read the window at column "), res.stderr
+    assert not out.exists()

@@ -6,18 +6,20 @@ from __future__ import annotations
 import math
 import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 import torch
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from ..config import Preprocessing
 from ..errors import InputError
-from ..io.raster import read_window
+from ..io.raster import gdal_reason, read_window
 from .config import TrainConfig
 from .ddp import Dist
 from .samples import Sample
@@ -25,6 +27,45 @@ from .sources import Source
 from .targets import IGNORE, derive_targets, encode_weights, instances_from_mask, weight_map
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A window that could not be read (a corrupt block met mid-training), as :class:`WindowDataset`
+    returns it instead of raising: it reaches the training loop as data, from DataLoader worker
+    processes too, where :func:`batches` raises its one-line :class:`InputError` (a worker's
+    exception would arrive as a traceback in text)."""
+
+    message: str
+    path: str
+
+    def error(self) -> InputError:
+        return InputError(self.message, self.path)
+
+
+def unreadable(path: str, window: Window, exc: BaseException) -> Unreadable:
+    """The :class:`Unreadable` for a failed read of ``window`` of ``path``."""
+    c, r, w, h = (int(round(v)) for v in (window.col_off, window.row_off, window.width, window.height))
+    return Unreadable(
+        f"cannot read the window at column {c}, row {r} ({w} x {h} px): "
+        f"{gdal_reason(exc) or type(exc).__name__}", str(path))
+
+
+def collate(items: list) -> object:
+    """The DataLoader's batches: torch's default, or the first :class:`Unreadable` among ``items``."""
+    for item in items:
+        if isinstance(item, Unreadable):
+            return item
+    return torch.utils.data.default_collate(items)
+
+
+def batches(loader):
+    """``(images, targets)`` of ``loader`` (any iterable of :func:`collate`'s batches); an
+    :class:`Unreadable` window raises its :class:`InputError`."""
+    for batch in loader:
+        if isinstance(batch, Unreadable):
+            raise batch.error()
+        yield batch
 
 
 def compute_stats(
@@ -43,7 +84,10 @@ def compute_stats(
     for i in picks:
         s = samples[int(i)]
         with rasterio.open(sources[s.source].image) as src:
-            data, valid = read_window(src, Window(*s.window), bands)
+            try:
+                data, valid = read_window(src, Window(*s.window), bands)
+            except (RasterioError, OSError) as exc:
+                raise unreadable(src.name, Window(*s.window), exc).error() from None
         px = data[:, valid]
         if px.shape[1] > 20000:
             px = px[:, rng.choice(px.shape[1], 20000, replace=False)]
@@ -200,27 +244,33 @@ class WindowDataset(torch.utils.data.Dataset):
             return metres / source.pixel_size_m, metres
         return source.factor, self.prep.pixel_size_m
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image (C, H, W) float32, target (outputs [+ 1 weight channel], H, W) uint8)."""
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | Unreadable:
+        """(image (C, H, W) float32, target (outputs [+ 1 weight channel], H, W) uint8), or
+        :class:`Unreadable` when a file fails to read the window (see :func:`batches`)."""
         s = self.samples[i]
         source = self.sources[s.source]
-        src = self._open(source.image)
         factor, metres = self._pixel_size(source)
         win = self._read_window(s, factor)
         shape = (int(win.height), int(win.width))
         if factor != 1.0:
             shape = (max(1, round(win.height / factor)), max(1, round(win.width / factor)))
-        data, valid = read_window(src, win, self.prep.bands, out_shape=shape)
-        ignore = ~valid
-        if source.labels is not None:
-            tr = window_transform(win, src.transform) @ Affine.scale(win.width / shape[1], win.height / shape[0])
-            instances = source.labels.rasterize_instances(tr, shape)
-        else:
-            m = self._open(source.mask)
-            raw = m.read(1, window=win, out_shape=shape, resampling=Resampling.nearest)
-            instances = instances_from_mask(raw != 0 if m.nodata is None else (raw != 0) & (raw != m.nodata))
-            if m.nodata is not None:
-                ignore |= raw == m.nodata
+        path = source.image
+        try:
+            src = self._open(path)
+            data, valid = read_window(src, win, self.prep.bands, out_shape=shape)
+            ignore = ~valid
+            if source.labels is not None:
+                tr = window_transform(win, src.transform) @ Affine.scale(win.width / shape[1], win.height / shape[0])
+                instances = source.labels.rasterize_instances(tr, shape)
+            else:
+                path = source.mask
+                m = self._open(path)
+                raw = m.read(1, window=win, out_shape=shape, resampling=Resampling.nearest)
+                instances = instances_from_mask(raw != 0 if m.nodata is None else (raw != 0) & (raw != m.nodata))
+                if m.nodata is not None:
+                    ignore |= raw == m.nodata
+        except (RasterioError, OSError) as exc:
+            return unreadable(path, win, exc)
         target = derive_targets(instances, self.outputs, metres)
         if self.weights:
             w = encode_weights(weight_map(instances, metres))
@@ -270,6 +320,7 @@ def make_loader(ds: WindowDataset, cfg: TrainConfig, d: Dist, train: bool, devic
         persistent_workers=workers > 0,
         pin_memory=device.type == "cuda",
         worker_init_fn=worker_init,
+        collate_fn=collate,
         generator=g,
         drop_last=False,
     )

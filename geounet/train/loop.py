@@ -26,10 +26,10 @@ from ..device import autocast, channels_last, needs_grad_scaler, resolve_device
 from ..log import logger, progress_enabled
 from ..metrics import scores
 from ..model import build_model
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .config import TrainConfig, TrainResult, reference_pixel_size
 from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, read_init
-from .dataset import WindowDataset, compute_stats, make_loader
+from .dataset import WindowDataset, batches, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
 from .losses import confusion, segmentation_loss
 from .rundir import RunState, check_run_folder, prepare_run_folder, restore, resume_config, train_state, write_history
@@ -122,6 +122,12 @@ def _train(run: Run) -> TrainResult:
             save_last(run)
             logger.warning("interrupted: resumable checkpoint saved to %s (continue with --resume)", run.out / "last.pt")
         raise
+    except InputError as exc:  # a window that cannot be read (a corrupt block): one line, and the run kept
+        if not run.d.main:
+            raise
+        save_last(run)
+        raise InputError(f"{exc.args[0]}; the run so far is in {run.out / 'last.pt'} (fix the file, then "
+                         "continue with --resume)", exc.path) from None
     if not run.validated:
         return TrainResult(math.nan, st.epoch, st.epoch, st.history, validated=False)
     return TrainResult(st.best_iou, st.best_epoch, st.epoch, st.history)
@@ -229,7 +235,7 @@ def train_epoch(run: Run) -> tuple[float, bool]:
                disable=not (run.d.main and progress_enabled()), leave=False, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)
     stop = False
-    for x, y in bar:
+    for x, y in batches(bar):
         loss, lr = train_step(run, x, y)
         loss_sum += torch.tensor([loss * len(x), len(x)], dtype=torch.float64)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
@@ -281,7 +287,7 @@ def validate(run: Run) -> tuple[float, dict[str, float]]:
     model = unwrap(run.net)
     counts = torch.zeros(4, dtype=torch.float64)
     loss_sum = torch.zeros(2, dtype=torch.float64)
-    for x, y in run.val_dl or ():
+    for x, y in batches(run.val_dl or ()):
         x = x.to(run.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = y.to(run.device, non_blocking=True)
         with autocast(run.device, run.cfg.amp):
