@@ -7,6 +7,9 @@
   CPUs a width-16 U-Net runs about 3.6x faster than fp32, with identical masks), and
   on CUDA bfloat16 where the GPU supports it, else float16. fp16 training needs a
   ``GradScaler``; :func:`needs_grad_scaler` says when.
+- :func:`cudnn_autotune` and :func:`private_rng`: process-wide torch settings (cuDNN's autotuner,
+  the global random generator) changed only within a block and restored after it, so a Python
+  caller of geounet keeps its own settings.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["resolve_device", "autocast_dtype", "autocast", "needs_grad_scaler", "channels_last"]
+__all__ = ["resolve_device", "autocast_dtype", "autocast", "needs_grad_scaler", "channels_last", "cudnn_autotune",
+           "private_rng"]
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -65,3 +69,26 @@ def needs_grad_scaler(device: torch.device | str, enabled: bool = True) -> bool:
 def channels_last(model: torch.nn.Module) -> torch.nn.Module:
     """Put ``model``'s 4-D weights in channels-last memory format (faster convs on CPU and CUDA)."""
     return model.to(memory_format=torch.channels_last)
+
+
+@contextlib.contextmanager
+def cudnn_autotune(device: torch.device | str):
+    """On CUDA, cuDNN's autotuner (``torch.backends.cudnn.benchmark``) on within the block: windows all
+    have one shape, so the fastest convolution algorithms are found once. The caller's setting is
+    restored after the block; elsewhere nothing is changed."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def private_rng():
+    """A block after which torch's global CPU random generator is back in the caller's state, whatever
+    the block drew from it or seeded it with (a new model's initial weights). geounet draws nothing
+    from CUDA's generators."""
+    return torch.random.fork_rng(devices=[])

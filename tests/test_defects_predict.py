@@ -108,3 +108,47 @@ def test_outputs_are_aborted_only_after_the_writer_thread_ended(tmp_path, monkey
                               progress=False), model=(Failing(), CheckpointInfo(ModelConfig(width=4, depth=2), prep())))
     assert aborts == [[]]  # aborted once, with no pipeline thread left running
     assert not out.exists() and {p.name for p in tmp_path.iterdir()} == {"a.tif"}
+
+
+def process_state() -> dict:
+    """What a Python caller of geounet may have set for itself, and geounet must leave as it was."""
+    import logging
+    import os
+    import random
+    import warnings
+
+    from rasterio.env import get_gdal_config
+
+    np_state = np.random.get_state()
+    log = logging.getLogger("geounet")
+    return {
+        "torch rng": bytes(torch.random.get_rng_state().numpy()),
+        "numpy rng": (np_state[0], np_state[1].tobytes(), *np_state[2:]),
+        "random": random.getstate(),
+        "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.enabled),
+        "threads": (torch.get_num_threads(), torch.get_num_interop_threads()),
+        "matmul precision": torch.get_float32_matmul_precision(),
+        "grad": (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_default_dtype()),
+        "gdal": {k: get_gdal_config(k) for k in ("GDAL_CACHEMAX", "GDAL_TIFF_INTERNAL_MASK", "GDAL_NUM_THREADS")},
+        "environment": dict(os.environ),
+        "logger": (log.level, list(log.handlers), log.propagate),
+        "warnings": list(warnings.filters),
+    }
+
+
+def test_predict_leaves_the_callers_settings_alone(tmp_path):
+    """Defect 14: predict turned cuDNN's autotuner on for the whole process and drew the new model's
+    initial weights from the caller's random generator."""
+    import rasterio
+
+    from helpers_predict import constant_checkpoint
+
+    tif = write_raster(tmp_path / "a.tif", np.full((3, 64, 64), 200, np.uint8))
+    model = constant_checkpoint(tmp_path / "m.pt")
+    torch.manual_seed(1234)
+    with rasterio.Env(GDAL_CACHEMAX=77):  # the caller's own GDAL settings
+        before = process_state()
+        predict(PredictConfig(inputs=[tif], output=tmp_path / "o.geojson", model_path=model, device="auto",
+                              probs=tmp_path / "p.tif", progress=False))
+        after = process_state()
+    assert {k: v for k, v in after.items() if before[k] != v} == {}

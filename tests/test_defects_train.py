@@ -1,7 +1,10 @@
 """Defects of issue 10 met through train (each test failed before its fix): DDP on GPUs, training
 without validation, a corrupt block met mid-training, process-wide settings."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import rasterio
@@ -124,3 +127,26 @@ def test_a_corrupt_block_met_by_the_statistics_is_one_line(scene, tmp_path):
     errors = [line for line in res.stderr.splitlines() if "cannot read" in line]
     assert len(errors) == 1 and errors[0].startswith(f"Error: {image}: cannot read the window at column "), res.stderr
     assert not out.exists()
+
+
+def test_train_leaves_the_callers_settings_alone(scene, tmp_path):
+    """Defect 14: train seeded the caller's global random generator (torch.manual_seed), and importing
+    it set an environment variable for the whole process."""
+    from geounet.train import TrainConfig, train
+
+    from test_defects_predict import process_state
+
+    tif, labels = scene
+    # torch's first optimizer imports torch._dynamo, which sets TORCHINDUCTOR_CACHE_DIR and a warnings
+    # filter: torch's doing in any program that trains, done here before the caller's state is taken
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+    torch.manual_seed(1234)
+    before = process_state()
+    train(TrainConfig(rasters=[str(tif)], labels=[str(labels)], out_dir=str(tmp_path / "run"), width=4, depth=2,
+                      tile_size=64, batch_size=4, workers=0, epochs=1, device="auto"))
+    after = process_state()
+    assert {k: v for k, v in after.items() if before[k] != v} == {}
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    code = "import os, geounet.train.dataset; print('NO_ALBUMENTATIONS_UPDATE' in os.environ)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

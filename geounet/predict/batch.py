@@ -23,7 +23,7 @@ from typing import TypeVar
 import torch
 
 from ..config import CheckpointInfo
-from ..device import resolve_device
+from ..device import cudnn_autotune, resolve_device
 from ..errors import GeounetError
 from ..io.mosaic import open_input
 from ..io.raster import gdal_env
@@ -105,7 +105,7 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
     device = resolve_device(config.device)
     net, info = _load_model(config, model, device)
     options = resolve_options(config, info, device)
-    net = _prepare(net, device)
+    net = _prepare(net)
     # refuse unusable inputs before spending time on any of them
     todo = [j for j in todo if _attempt(result, j, batch, lambda j=j: _check_input(j, info))[0]]
     if not todo:
@@ -121,7 +121,7 @@ def predict(config: PredictConfig, *, model: tuple[torch.nn.Module, CheckpointIn
         config.existing, [j.input for j in todo], config.match_iou, config.match_cover)
     made = _make_folders(folders_to_create(todo))
     try:
-        with gdal_env(options.gdal_cache_mb):
+        with gdal_env(options.gdal_cache_mb), cudnn_autotune(device):  # both restored after the run
             for j in todo:
                 ok, r = _attempt(result, j, batch, lambda j=j: predict_raster(
                     net, info, j.input, j.output, options, probs=j.probs, device=device, existing=existing,

@@ -31,7 +31,7 @@ from affine import Affine
 from tqdm import tqdm
 
 from ..config import CheckpointInfo
-from ..device import autocast
+from ..device import autocast, private_rng
 from ..errors import CheckpointError
 from ..grid import ColumnBand, column_bands_with_context, window_origin
 from ..io.files import replace_together
@@ -360,7 +360,8 @@ def _load_model(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointI
                 device: torch.device) -> tuple[torch.nn.Module, CheckpointInfo]:
     """The model to run (loaded from ``config.model_path`` unless given), on ``device``, checked, channels-last."""
     if model is None:
-        net, info = checkpoint.load_model(config.model_path, device)
+        with private_rng():  # building the model draws initial weights: the caller's generator is left alone
+            net, info = checkpoint.load_model(config.model_path, device)
     else:
         net, info = model
         net = net.to(device).eval()
@@ -370,9 +371,7 @@ def _load_model(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointI
     return net, info
 
 
-def _prepare(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+def _prepare(net: torch.nn.Module) -> torch.nn.Module:
     try:
         net = net.to(memory_format=torch.channels_last)
     except Exception:  # noqa: BLE001 - any module works, channels-last is only a speed-up

@@ -26,7 +26,25 @@ from .samples import Sample
 from .sources import Source
 from .targets import IGNORE, derive_targets, encode_weights, instances_from_mask, weight_map
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+def _import_albumentations():
+    """albumentations, imported without its check for a newer release over the network (it would print
+    to stdout), and the process's environment left as it was."""
+    before = os.environ.get("NO_ALBUMENTATIONS_UPDATE")
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+    try:
+        import albumentations
+    finally:
+        if before is None:
+            del os.environ["NO_ALBUMENTATIONS_UPDATE"]
+        else:
+            os.environ["NO_ALBUMENTATIONS_UPDATE"] = before
+    return albumentations
+
+
+# at import: a DataLoader worker that is spawned (not forked) imports this module before it unpickles
+# the dataset's albumentations pipeline
+A = _import_albumentations()
 
 
 @dataclass(frozen=True)
@@ -108,7 +126,6 @@ def compute_stats(
 def augmentation(tile_size: int, channels: int, train: bool):
     """The albumentations pipeline: crops, flips, 90-degree rotations and photometric changes for
     training (so the model transfers to other cameras and light); padding only for validation."""
-    import albumentations as A
     import cv2
 
     pad = A.PadIfNeeded(tile_size, tile_size, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE)

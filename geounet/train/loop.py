@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..model.checkpoint import checkpoint_dict, model_from_checkpoint, save_checkpoint
 from ..config import ModelConfig, Preprocessing
-from ..device import autocast, channels_last, needs_grad_scaler, resolve_device
+from ..device import autocast, channels_last, needs_grad_scaler, private_rng, resolve_device
 from ..log import logger, progress_enabled
 from ..metrics import scores
 from ..model import build_model
@@ -99,11 +99,14 @@ class Run:
 def train(cfg: TrainConfig) -> TrainResult:
     """Train a U-Net as ``cfg`` says, writing best.pt, last.pt, metrics.csv and curves.png to ``cfg.out_dir``."""
     d = init_distributed(cfg.device)
+    level = logger.level
     if not d.main:
         logger.setLevel(logging.WARNING)  # rank 0 speaks for the run
     try:
-        return _train(setup(cfg, d))
+        with private_rng():  # the run seeds its own generator; the caller's is restored after
+            return _train(setup(cfg, d))
     finally:
+        logger.setLevel(level)
         close_distributed(d)
 
 
@@ -153,7 +156,7 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     device = resolve_device(cfg.device)
     if device.type == "cuda" and d.enabled:
         device = torch.device("cuda", d.local_rank)
-    torch.manual_seed(cfg.seed + d.rank)
+    torch.default_generator.manual_seed(cfg.seed + d.rank)  # inside train's private_rng
 
     samples, bands = load_samples(cfg)
     if ckpt is not None:
