@@ -16,14 +16,16 @@ from helpers_predict import constant_unet, prep, write_raster
 
 
 class Recording(nn.Module):
-    """Wraps a model and keeps a copy of every batch it is given."""
+    """Wraps a model and keeps a copy of every batch it is given (copies of the module, as --adapt
+    makes, record into the same list)."""
 
     def __init__(self, inner: nn.Module):
         super().__init__()
-        self.inner, self.inputs = inner, []
+        self.inputs: list[torch.Tensor] = []
+        self.inner, self.record = inner, self.inputs.append  # a builtin method: deepcopy keeps it
 
     def forward(self, x):
-        self.inputs.append(x.detach().clone())
+        self.record(x.detach().clone())
         return self.inner(x)
 
 
@@ -47,6 +49,12 @@ def test_values_beyond_the_scale_reach_the_model_as_in_training(tmp_path):
     ds = WindowDataset([source], [Sample(0, (0, 0, 64, 64), (0, 0, 64, 64))], p, train=False)
     image, _ = ds[0]
     assert torch.allclose(image, seen, atol=1e-5)
+    # so do the windows --adapt re-estimates BatchNorm statistics on
+    rec.inputs.clear()
+    predict(PredictConfig(inputs=[tif], output=tmp_path / "o2.geojson", device="cpu", tile_size=64, overlap=0,
+                          progress=False, adapt=True), model=(rec, CheckpointInfo(ModelConfig(width=4, depth=2), p)))
+    assert len(rec.inputs) == 2  # one adapting batch, one predicted
+    assert all(x.max().item() <= hi + 1e-5 and x.min().item() >= lo - 1e-5 for x in rec.inputs)
     # and augmented training windows stay in the same range
     ds = WindowDataset([source], [Sample(0, (0, 0, 64, 64), (0, 0, 64, 64))], p, train=True, seed=1)
     for _ in range(8):

@@ -105,7 +105,7 @@ def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptio
 
     with torch.no_grad():
         for win in windows:
-            raw = src.read(list(prep.bands), window=win).astype(np.float32)
+            raw = prep.clip_raw(src.read(list(prep.bands), window=win).astype(np.float32))  # as in training
             batch.append((raw / np.float32(prep.scale) - mean) / std)
             used += 1
             if len(batch) == ADAPT_BATCH:
