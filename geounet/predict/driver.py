@@ -44,7 +44,7 @@ from ..model.tta import DihedralTTA
 from ..paths import as_source, source_name
 from ..vectorize import StripVectorizer, VectorizeOptions
 from .pipeline import (STRIP_QUEUE, WINDOW_QUEUE, FinalRows, ReadDone, ReadFailed, Reader, Stop, WindowBatch,
-                       WindowSkipped, WriteDone, Writer, put)
+                       WindowSkipped, WriteDone, Writer, join_thread, put)
 from .adapt import adapted
 from .existing import ExistingBuildings
 from .footprints import FootprintSink, open_sink
@@ -54,8 +54,6 @@ from .settings import PredictConfig, RunOptions
 from .stitch import StripStitcher
 
 __all__ = ["PredictResult", "RasterResult", "predict_raster"]
-
-JOIN_WARN_S = 30.0  # a pipeline thread slower than this to stop is waited for with a warning
 
 
 @dataclass
@@ -335,25 +333,11 @@ class _Run:
             except queue.Empty:
                 pass
         for thread in (self.reader, self.writer):
-            _join(thread)
+            join_thread(thread)
         if not committed:  # only now: the writer's files are never closed under it
             self.sink.abort()
             if self.prob_writer is not None:
                 self.prob_writer.abort()
-
-
-def _join(thread: threading.Thread) -> None:
-    """Wait for ``thread`` to end, saying so when it takes long.
-
-    The threads stop within a read or write of a strip once ``stop`` is set; the files they use
-    (the open raster, the temporary outputs) are closed only after they have ended, never under them.
-    """
-    if thread.ident is None:  # never started
-        return
-    thread.join(timeout=JOIN_WARN_S)
-    if thread.is_alive():
-        logger.warning("waiting for the %s thread to finish its current strip", thread.name.removeprefix("geounet-"))
-        thread.join()
 
 
 def _load_model(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo] | None,

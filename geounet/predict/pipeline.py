@@ -41,21 +41,37 @@ from ..config import CheckpointInfo
 from ..grid import ColumnBand
 from ..io.probs import ProbsWriter, dequantize, quantize
 from ..io.raster import gdal_env, raise_user_error
+from ..log import logger
 from ..vectorize import StripVectorizer
 from .stitch import StripStitcher
 from .strips import StripBuffer
 
 __all__ = [
     "Stop", "put", "WindowBatch", "WindowSkipped", "RowValidity", "ReadDone", "ReadFailed", "FinalRows",
-    "WriteDone", "Reader", "Writer", "WINDOW_QUEUE", "STRIP_QUEUE",
+    "WriteDone", "Reader", "Writer", "join_thread", "WINDOW_QUEUE", "STRIP_QUEUE",
 ]
 
 WINDOW_QUEUE = 4  # batches in flight between the reader and the model
 STRIP_QUEUE = 4  # final strips in flight to the writer (halved for several model outputs: 3x larger strips)
+JOIN_WARN_S = 30.0  # a thread slower than this to stop after teardown began is waited for with a warning
 
 
 class Stop(Exception):
     """Raised inside a thread when the pipeline is being torn down."""
+
+
+def join_thread(thread: threading.Thread) -> None:
+    """Wait for ``thread`` (a :class:`Reader` or :class:`Writer`) to end, saying so when it takes long.
+
+    Once ``stop`` is set they end within a read or write of a strip; the files they use (the open
+    raster, the temporary outputs) are closed only after that, never under them.
+    """
+    if thread.ident is None:  # never started
+        return
+    thread.join(timeout=JOIN_WARN_S)
+    if thread.is_alive():
+        logger.warning("waiting for the %s thread to finish its current strip", thread.name.removeprefix("geounet-"))
+        thread.join()
 
 
 def put(q: queue.Queue, item, stop: threading.Event, peer: Writer | None = None) -> None:
