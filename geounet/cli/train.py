@@ -57,6 +57,8 @@ def train(**kwargs) -> None:
 
     config = TrainConfig.from_cli(**kwargs)
     result = run_training(config)
+    if not result.main:  # under torchrun, rank 0 reports for the run
+        return
     if not result.validated:
         logger.info("no validation set: best.pt is the model of the last epoch (%d); checkpoints in %s",
                     result.best_epoch, config.out_dir)

@@ -185,6 +185,7 @@ class TrainResult:
     epochs_done: int
     history: list[dict[str, float]]
     validated: bool = True  # False when the run had no validation windows (best.pt is the last model)
+    main: bool = True  # this process is rank 0 of a DDP run (or the only one): the one that reports
 
 
 def parse_bands(text: str) -> tuple[int, ...]:

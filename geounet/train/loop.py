@@ -132,8 +132,8 @@ def _train(run: Run) -> TrainResult:
         raise InputError(f"{exc.args[0]}; the run so far is in {run.out / 'last.pt'} (fix the file, then "
                          "continue with --resume)", exc.path) from None
     if not run.validated:
-        return TrainResult(math.nan, st.epoch, st.epoch, st.history, validated=False)
-    return TrainResult(st.best_iou, st.best_epoch, st.epoch, st.history)
+        return TrainResult(math.nan, st.epoch, st.epoch, st.history, validated=False, main=run.d.main)
+    return TrainResult(st.best_iou, st.best_epoch, st.epoch, st.history, main=run.d.main)
 
 
 # ---------------------------------------------------------------- set-up
