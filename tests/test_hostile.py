@@ -375,8 +375,11 @@ def test_several_inputs_with_one_corrupt(tmp_path, models):
 # ---------------------------------------------------------------- Ctrl-C in a real process
 
 SLOW_RUN = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+# Python leaves SIGINT ignored when it starts ignored (a test run launched in the background by a
+# non-interactive shell): give it Python's usual Ctrl-C handler, which is what a user's terminal gives
+signal.signal(signal.SIGINT, signal.default_int_handler)
 marker = Path(sys.argv[1])
 import geounet.model.checkpoint as ck
 import geounet.train.loop as loop
