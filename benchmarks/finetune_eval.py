@@ -32,6 +32,8 @@ import rasterio
 from rasterio.windows import Window
 from shapely.geometry import box
 
+from geounet.io.raster import has_validity_mask
+
 
 def sh(args: list[str]) -> str:
     proc = subprocess.run([str(a) for a in args], capture_output=True, text=True)
@@ -49,7 +51,7 @@ def crop(src, window: Window, path: Path) -> box:
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(src.read(window=window))
-            if any(flag.name != "all_valid" for flags in src.mask_flag_enums for flag in flags):
+            if has_validity_mask(src):
                 dst.write_mask(src.dataset_mask(window=window))
     return box(*rasterio.windows.bounds(window, src.transform))
 

@@ -29,6 +29,7 @@ from ..config import CheckpointInfo
 from ..grid import spread_windows
 from ..io.raster import has_validity_mask, read_valid_mask
 from ..log import logger
+from .pipeline import Normaliser
 from .settings import RunOptions
 
 ADAPT_BATCH = 4  # windows per forward pass: each pass's batch statistics come from this many windows
@@ -86,36 +87,22 @@ def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptio
         return model
     name = name or src.name
     tile, windows = sample_size(src, options.tile, options.adapt_windows, info.model.multiple)
+    if not windows:
+        logger.warning("%s: no window without no-data to adapt to; using the model as trained", name)
+        return model
     prep = info.preprocessing
-    std = np.asarray(prep.std, np.float32)[:, None, None]
-    mean = np.asarray(prep.mean, np.float32)[:, None, None]
+    normalise = Normaliser(prep)  # prediction's own: clipped, scaled, standardised
     net = copy.deepcopy(model)
     layers = batchnorm_layers(net)
     for bn in layers:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative mean over the batches: independent of their order
     net.train()
-    batch: list[np.ndarray] = []
-    used = 0
-
-    def forward() -> None:
-        x = torch.from_numpy(np.stack(batch)).to(device).contiguous(memory_format=torch.channels_last)
-        net(x)  # fp32: statistics are estimated at full precision
-        batch.clear()
-
     with torch.no_grad():
-        for win in windows:
-            raw = prep.clip_raw(src.read(list(prep.bands), window=win).astype(np.float32))  # as in training
-            batch.append((raw / np.float32(prep.scale) - mean) / std)
-            used += 1
-            if len(batch) == ADAPT_BATCH:
-                forward()
-        if batch:
-            forward()
+        for k in range(0, len(windows), ADAPT_BATCH):
+            x = np.stack([normalise(src.read(list(prep.bands), window=w)) for w in windows[k : k + ADAPT_BATCH]])
+            net(torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last))  # fp32 statistics
     net.eval()
-    if not used:
-        logger.warning("%s: no window without no-data to adapt to; using the model as trained", name)
-        return model
     logger.info("%s: adapted BatchNorm statistics of %d layers to %d windows of %d px", name, len(layers),
-                used, tile)
+                len(windows), tile)
     return net

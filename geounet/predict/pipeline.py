@@ -37,7 +37,7 @@ import numpy as np
 import rasterio
 import torch
 
-from ..config import CheckpointInfo
+from ..config import CheckpointInfo, Preprocessing
 from ..grid import ColumnBand
 from ..io.probs import ProbsWriter, dequantize, quantize
 from ..io.raster import gdal_env, raise_user_error
@@ -152,6 +152,24 @@ class WriteDone:
     """No more rows: finish the vectoriser and close the files."""
 
 
+class Normaliser:
+    """Raw window pixels (bands, rows, cols) to the model's input as prediction feeds it: clipped to
+    ``[0, scale]`` as in training (:meth:`~geounet.config.Preprocessing.clip_raw`), then ``x * mul + add``
+    with ``mul = 1 / (scale * std)`` and ``add = -mean / std`` per band; float32, a new array."""
+
+    def __init__(self, prep: Preprocessing):
+        self.prep = prep
+        std = np.asarray(prep.std, np.float32)
+        self.mul = (1.0 / (np.float32(prep.scale) * std))[:, None, None].astype(np.float32)
+        self.add = (-np.asarray(prep.mean, np.float32) / std)[:, None, None].astype(np.float32)
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        x = self.prep.clip_raw(raw.astype(np.float32))
+        x *= self.mul
+        x += self.add
+        return x
+
+
 class Reader(threading.Thread):
     """Reads strips, cuts windows, normalises them into batches; see the module docstring.
 
@@ -163,11 +181,8 @@ class Reader(threading.Thread):
         super().__init__(name="geounet-reader", daemon=True)
         self.src, self.stitchers, self.batch_size, self.pin = src, stitchers, batch_size, pin
         self.out, self.stop, self.gdal_cache_mb = out, stop, gdal_cache_mb
-        prep = self.prep = info.preprocessing
-        self.raster_bands = list(prep.bands)
-        std = np.asarray(prep.std, np.float32)
-        self.mul = (1.0 / (np.float32(prep.scale) * std))[:, None, None].astype(np.float32)
-        self.add = (-np.asarray(prep.mean, np.float32) / std)[:, None, None].astype(np.float32)
+        self.raster_bands = list(info.preprocessing.bands)
+        self.normalise = Normaliser(info.preprocessing)
         self.th, self.tw = stitchers[0].rows.size, stitchers[0].cols.size  # multiples of 2**depth
 
     def run(self) -> None:
@@ -224,9 +239,7 @@ class Reader(threading.Thread):
             if j not in run:
                 put(self.out, WindowSkipped(k, i, j), self.stop)
                 continue
-            x = self.prep.clip_raw(raw[:, :, c0 - rc0 : c1 - rc0].astype(np.float32))  # as in training
-            x *= self.mul
-            x += self.add
+            x = self.normalise(raw[:, :, c0 - rc0 : c1 - rc0])
             if raw.dtype.kind == "f":  # no-data NaN would spread through every convolution: the mean instead
                 np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             pad_cols = (c0 - c, c + self.tw - c1)
