@@ -135,3 +135,18 @@ def test_truth_inside_a_larger_truth_is_not_a_building_of_its_own(tmp_path):
     res = CliRunner().invoke(cli, ["evaluate", str(p), str(t), "--json"])
     data = json.loads(res.stdout)
     assert data["pairs"][0]["fn"] == 0 and data["pooled"]["truth_dropped"] == 2
+
+
+def test_pair_without_buildings_pools_its_pixels_as_true_negatives(tmp_path):
+    """A chip where neither file has a building (common in scattered chips) pools with the others."""
+    valid = np.ones((20, 20), bool)
+    valid[:, 15:] = False
+    r1 = write_raster(tmp_path / "r1.tif", np.zeros((3, 20, 20), np.uint8), res=1.0)
+    r2 = write_raster(tmp_path / "r2.tif", np.zeros((3, 20, 20), np.uint8), res=1.0, valid=valid)
+    t = save(tmp_path, "t.geojson", [box(X0, Y0 - 10, X0 + 10, Y0)])
+    p = save(tmp_path, "p.geojson", [box(X0, Y0 - 10, X0 + 10, Y0)])
+    empty = save(tmp_path, "e.gpkg", [], crs=UTM)
+    results, pooled = evaluate([(str(p), str(t)), (str(empty), str(empty))], rasters=[str(r1), str(r2)])
+    assert results[1].pixel_counts == [0, 0, 0, 300]
+    assert pooled.pixel_counts == [100, 0, 0, 300 + 300]
+    assert pooled.pixel["iou"] == pytest.approx(1.0)

@@ -12,7 +12,7 @@ from .. import metrics
 from ..errors import InputError
 from ..labels import drop_contained
 from .matching import match_objects, metric_crs, read_footprints
-from .pixels import pixel_counts, pixel_scores
+from .pixels import pixel_counts, pixel_scores, valid_pixels
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,12 @@ def evaluate_pair(
     pred = read_footprints(pred_path, "predicted")
     truth = read_footprints(truth_path, "true")
     if len(truth) == 0 and len(pred) == 0:
-        return PairResult(str(pred_path), str(truth_path))
+        # nothing to match; its valid pixels are true negatives (they count when pairs are pooled)
+        result = PairResult(str(pred_path), str(truth_path))
+        if raster is not None:
+            result.pixel_counts = [0.0, 0.0, 0.0, float(valid_pixels(raster))]
+            result.pixel = pixel_scores(result.pixel_counts)
+        return result
     crs = pred.crs if len(pred) else truth.crs
     truth = truth.to_crs(crs) if len(truth) else truth.set_crs(crs, allow_override=True)
     pred = pred.set_crs(crs, allow_override=True) if len(pred) == 0 else pred

@@ -51,6 +51,15 @@ def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: 
     return counts
 
 
+def valid_pixels(raster: str, strip: int = 2048) -> int:
+    """The number of valid pixels of ``raster``, strip by strip."""
+    n = 0
+    with open_raster(raster) as src:
+        for r in range(0, src.height, strip):
+            n += int(read_valid_mask(src, Window(0, r, src.width, min(strip, src.height - r))).sum())
+    return n
+
+
 def pixel_scores(counts) -> dict[str, float]:
     """Pixel IoU, precision and recall from ``[tp, fp, fn, tn]``."""
     s = metrics.scores(counts)
