@@ -139,3 +139,35 @@ def test_row_buffer_appends_below_and_releases_above():
     assert (buf.first_row, buf.end_row) == (3, 6) and rows["a"][:, 0].tolist() == [1, 2, 2]
     with pytest.raises(AssertionError):
         buf.rows(2, 4)
+
+
+def _dense_flood(mask, lab, reach):
+    """The flood as first written: whole-array shifts per step (reference for the front-only one)."""
+    lab, front = lab.copy(), lab > 0
+    free = mask & ~front
+    moves = [((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+             ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+             ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+             ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))]
+    for _ in range(reach):
+        new, got = np.zeros_like(lab), np.zeros_like(free)
+        for dst, src in moves:
+            take = free[dst] & front[src]
+            new[dst][take] = lab[src][take]
+            got[dst] |= take
+        lab[got] = new[got]
+        free &= ~got
+        front = got
+    return lab
+
+
+def test_front_only_flood_equals_the_dense_flood_ties_included():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        h, w = rng.integers(1, 40, 2)
+        mask = rng.random((h, w)) < rng.uniform(0.3, 1.0)
+        # many seeds with distinct labels side by side: every tie-break direction occurs
+        seeds = np.where(mask & (rng.random((h, w)) < rng.uniform(0.01, 0.3)), rng.integers(1, 30, (h, w)), 0)
+        reach = int(rng.integers(0, 25))
+        np.testing.assert_array_equal(_flood(mask, seeds.astype(np.int32), reach),
+                                      _dense_flood(mask, seeds.astype(np.int32), reach))

@@ -136,31 +136,40 @@ def grow_seeds(mask: np.ndarray, seeds: np.ndarray, reach: int) -> np.ndarray:
 
 
 def _flood(mask: np.ndarray, lab: np.ndarray, reach: int) -> np.ndarray:
-    """:func:`grow_seeds` on ``lab`` (seed labels already inside ``mask``), layer by layer."""
+    """:func:`grow_seeds` on ``lab`` (seed labels already inside ``mask``), layer by layer.
+
+    Only the front moves: each step looks at the 4 neighbours of the pixels reached in the
+    step before (flat indices), so a step costs the front's length, not the array's area.
+    Within a step a free pixel reached from several front pixels takes the label of the
+    first in the order above, left, right, below: candidates are listed in that order and
+    the first occurrence of each pixel is kept (``np.unique(..., return_index=True)``).
+    """
+    h, w = mask.shape
     lab = lab.copy()
-    front = lab > 0
-    free = mask & ~front
-    # (destination, source) slices; later entries overwrite earlier ones, so the first
-    # neighbour in the order above, left, right, below wins
-    moves = [
-        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),  # from below
-        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),  # from the right
-        ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),  # from the left
-        ((slice(1, None), slice(None)), (slice(None, -1), slice(None))),  # from above
-    ]
+    flat_lab = lab.reshape(-1)
+    free = (mask & (lab == 0)).reshape(-1)
+    front = np.flatnonzero(lab)
+    ys, xs = np.divmod(front, w)
+    # (offset from the source to the pixel it reaches, may the source reach it), in the tie-break order:
+    # the neighbour above reaches down (+w), the one on the left reaches right (+1), and so on
+    steps = [(w, lambda y, x: y < h - 1), (1, lambda y, x: x < w - 1), (-1, lambda y, x: x > 0),
+             (-w, lambda y, x: y > 0)]
     for _ in range(int(reach)):
-        if not front.any() or not free.any():
+        if front.size == 0 or not free.any():
             break
-        new = np.zeros_like(lab)
-        got = np.zeros_like(free)
-        for dst, src in moves:
-            take = free[dst] & front[src]
-            if take.any():
-                new[dst][take] = lab[src][take]
-                got[dst] |= take
-        lab[got] = new[got]
-        free &= ~got
-        front = got
+        dst, src = [], []
+        for off, ok in steps:
+            s = front[ok(ys, xs)]
+            d = s + off
+            keep = free[d]
+            dst.append(d[keep])
+            src.append(s[keep])
+        dst, src = np.concatenate(dst), np.concatenate(src)
+        dst, first = np.unique(dst, return_index=True)  # sorted; first occurrence wins the tie-break
+        flat_lab[dst] = flat_lab[src[first]]
+        free[dst] = False
+        front = dst
+        ys, xs = np.divmod(front, w)
     return lab
 
 
@@ -183,8 +192,13 @@ def label_instances(core_mask: np.ndarray, grown: np.ndarray | None) -> tuple[np
     if grown is not None:
         sel = grown > 0
         if sel.any():
-            seeds, inv = np.unique(grown[sel], return_inverse=True)
-            labels[sel] = n_unreached + 1 + inv.astype(labels.dtype)
+            # the distinct seed labels, ascending, and each one's rank: a lookup table, not a sort of the pixels
+            values = grown[sel]
+            present = np.bincount(values, minlength=int(values.max()) + 1) > 0
+            present[0] = False
+            seeds = np.flatnonzero(present).astype(np.int64)
+            rank = np.cumsum(present) - 1
+            labels[sel] = (n_unreached + 1 + rank[values]).astype(labels.dtype)
     return labels, n_unreached, seeds
 
 
