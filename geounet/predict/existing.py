@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 
-import geopandas as gpd
 import numpy as np
 import shapely
 from rasterio.warp import transform_bounds
@@ -26,10 +25,12 @@ from shapely.geometry import box
 
 from ..errors import InputError
 from ..io.mosaic import open_input
-from ..labels import POLYGONAL, read_vector, require_polygons, vector_crs
 from ..log import logger
 
 __all__ = ["ExistingBuildings", "BuildingMatcher"]
+
+# geopandas (and pandas, through geounet.labels) are imported where existing buildings are read, not at
+# import: every predict run imports this module, and they cost about 0.3 s of its start-up
 
 
 class BuildingMatcher:
@@ -67,6 +68,10 @@ class ExistingBuildings:
 
     def __init__(self, path: str | os.PathLike, areas: list[tuple[object, tuple[float, float, float, float]]],
                  match_iou: float = 0.5, match_cover: float = 0.5):
+        import geopandas as gpd
+
+        from ..labels import read_vector, require_polygons, vector_crs
+
         self.path = os.fspath(path)
         self.match_iou, self.match_cover = match_iou, match_cover
         self.crs = vector_crs(self.path)
@@ -92,6 +97,8 @@ class ExistingBuildings:
 
     def for_raster(self, crs, bounds: tuple[float, float, float, float]) -> BuildingMatcher:
         """The existing buildings reaching into a raster's ``bounds``, in its ``crs``."""
+        from ..labels import POLYGONAL
+
         frame = box(*transform_bounds(crs, self.crs, *bounds, densify_pts=21))
         near = self.geoms.iloc[self.geoms.sindex.query(frame)] if len(self.geoms) else self.geoms
         near = near.to_crs(crs).make_valid()
