@@ -156,7 +156,8 @@ def _predict(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo
     logger.info(
         "model %s (width %d, depth %d); windows %d px, overlap %d, batch %d on %s%s%s",
         info.path or "(given)", info.model.width, info.model.depth, options.tile, options.overlap,
-        options.batch_size, device, f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "", ", autocast" if options.amp else "",
+        options.batch_size, device, f" ({threads} thread{'s' if threads > 1 else ''})" if threads else "",
+        ", autocast" if options.amp else "",
     )
     if config.tta:
         logger.info("test-time augmentation: 8 views per window")
