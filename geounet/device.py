@@ -7,9 +7,9 @@
   CPUs a width-16 U-Net runs about 3.6x faster than fp32, with identical masks), and
   on CUDA bfloat16 where the GPU supports it, else float16. fp16 training needs a
   ``GradScaler``; :func:`needs_grad_scaler` says when.
-- :func:`cudnn_autotune` and :func:`private_rng`: process-wide torch settings (cuDNN's autotuner,
-  the global random generator) changed only within a block and restored after it, so a Python
-  caller of geounet keeps its own settings.
+- :func:`cudnn_autotune`, :func:`torch_threads` and :func:`private_rng`: process-wide torch settings
+  (cuDNN's autotuner, the number of CPU threads, the global random generator) changed only within a
+  block and restored after it, so a Python caller of geounet keeps its own settings.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from .errors import ConfigError
 
 __all__ = ["resolve_device", "autocast_dtype", "autocast", "needs_grad_scaler", "channels_last", "cudnn_autotune",
-           "private_rng"]
+           "torch_threads", "private_rng"]
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -85,6 +85,21 @@ def cudnn_autotune(device: torch.device | str):
         yield
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """torch's CPU threads (``torch.set_num_threads``) set to ``n`` within the block (None: left as they
+    are); the caller's number is restored after it."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def private_rng():

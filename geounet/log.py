@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -21,3 +22,28 @@ def configure(verbosity: int) -> None:
 def progress_enabled() -> bool:
     """Progress bars only when not quiet."""
     return logger.getEffectiveLevel() <= logging.INFO
+
+
+class _Prefix(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"{self.prefix}{record.msg}"
+        return True
+
+
+@contextlib.contextmanager
+def prefixed(prefix: str | None):
+    """Within the block, geounet's log lines start with ``prefix`` (``"[rank 1/4] "``: which process of
+    several wrote them); nothing changes with None, and the prefix is gone after the block."""
+    if not prefix:
+        yield
+        return
+    f = _Prefix(prefix)
+    logger.addFilter(f)
+    try:
+        yield
+    finally:
+        logger.removeFilter(f)

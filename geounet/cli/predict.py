@@ -1,13 +1,21 @@
 """``geounet predict``: parse the options into a :class:`~geounet.predict.PredictConfig`, call
 :func:`geounet.predict.predict`, print the written paths.
 
+Under ``torchrun`` the command passes its rank (:class:`~geounet.predict.shard.Shard`, from torchrun's
+environment) to predict, and before exiting says it is done (:meth:`~geounet.predict.shard.Shard.finish`:
+a rank that failed exits only once the others are done, since torchrun stops them all when one exits 1).
+
 Every default and help text of a library setting comes from its field in
 :mod:`geounet.predict.settings` (:func:`~geounet.cli.options.from_setting`).
 """
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from ..errors import GeounetError
 
 from ..predict.settings import PredictConfig, setting_doc
 from .options import (amp_opt, batch_size_opt, device_opt, existing_opt, from_setting, model_opt, only_new_opt,
@@ -58,11 +66,22 @@ def predict(**kwargs) -> None:
 
     For mappers: --existing osm.pbf marks each footprint new or mapped (--only-new keeps
     the new ones), -o out.osm writes OpenStreetMap XML for JOSM, --preview out.png a picture.
+
+    Many rasters on several GPUs or machines: torchrun --nproc-per-node N -m geounet predict
+    INPUT... -o FOLDER; each process does its share of the inputs (docs/predict.md).
     """
     from ..predict import predict as run_predict
+    from ..predict.shard import Shard
 
-    result = run_predict(PredictConfig.from_cli(**kwargs))
+    shard = Shard.from_env()  # under torchrun: this process's share of the inputs
+    try:
+        result = run_predict(PredictConfig.from_cli(**kwargs), shard=shard)
+    except GeounetError:
+        shard.finish(failed=True)  # exit 1 only once the other ranks are done: torchrun would stop them
+        raise
     for path in result.written:
         click.echo(str(path))
+    sys.stdout.flush()
+    shard.finish(failed=bool(result.failed))
     if result.failed:  # each failure was reported on its own line as it happened
         click.get_current_context().exit(1)

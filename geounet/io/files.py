@@ -4,24 +4,41 @@ Both writers (:class:`geounet.io.vector.VectorWriter` and :class:`geounet.io.pro
 write under :func:`temp_path` and rename onto the output only when complete, so a failure or
 Ctrl-C leaves no partial file; the files of one input are renamed all or none
 (:func:`replace_together`). :func:`check_writable` and :func:`check_creatable` refuse an output
-before any work starts. A temporary name carries the writing process's id, so what a killed
-process (SIGKILL, out of memory) left behind is recognised and removed by the next run
-(:func:`sweep_stale`).
+before any work starts. A temporary name carries the writing process's id and its machine's name
+(``.STEM.PID-HOST.TAG.EXT``), so what a killed process (SIGKILL, out of memory) left behind is
+recognised and removed by the next run on that machine (:func:`sweep_stale`), and a process on another
+machine writing into the same shared folder (``torchrun`` across machines) is never mistaken for a
+dead one: process ids mean something only on their own machine.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import re
 import shutil
+import socket
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import GeounetError, OutputExistsError
 
-__all__ = ["temp_path", "check_writable", "check_creatable", "replace_together", "sweep_stale"]
+__all__ = ["temp_path", "check_writable", "check_creatable", "replace_together", "sweep_stale", "pid_alive",
+           "host_tag"]
 
 TAGS = ("tmp", "spill", "probe", "old")  # what temporary names are for; "old": an output moved aside
+
+
+@functools.cache
+def host_tag() -> str:
+    """This machine's name as it goes into temporary names: letters, digits and ``-`` only, at most 40
+    characters (a longer name is cut and ends with 8 hex digits of its hash, so names stay distinct)."""
+    name = socket.gethostname() or "localhost"
+    tag = re.sub(r"[^A-Za-z0-9-]", "-", name)
+    if len(tag) > 40:
+        tag = tag[:31] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return tag
 
 
 def temp_path(path: Path, tag: str = "tmp", suffix: str | None = None) -> Path:
@@ -32,7 +49,7 @@ def temp_path(path: Path, tag: str = "tmp", suffix: str | None = None) -> Path:
     """
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix
-    return path.with_name(f".{path.stem}.{os.getpid()}.{tag}{suffix}")
+    return path.with_name(f".{path.stem}.{os.getpid()}-{host_tag()}.{tag}{suffix}")
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -119,7 +136,8 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists (this one does; another user's counts as alive)."""
     if pid == os.getpid():
         return True
     try:
@@ -134,9 +152,11 @@ def _pid_alive(pid: int) -> bool:
 def sweep_stale(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Remove the temporary files of the outputs ``paths`` (see :func:`temp_path`) that dead processes left.
 
-    Only temporary names of these outputs whose process id is not alive are touched (those of
-    a live process, this one's included, are kept); an output that a killed process had moved
-    aside (tagged ``old``) is put back when nothing has replaced it. Returns what was removed.
+    Only temporary names of these outputs written on this machine whose process id is not alive
+    are touched (those of a live process, this one's included, are kept, and so are those of
+    another machine, whose processes cannot be asked; a name without a machine, as earlier
+    versions wrote, counts as this machine's); an output that a killed process had moved aside
+    (tagged ``old``) is put back when nothing has replaced it. Returns what was removed.
     Not on Windows, which has no harmless way to ask whether a process exists. Each folder is
     listed once, however many outputs it holds.
     """
@@ -150,13 +170,13 @@ def sweep_stale(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if not folder.is_dir():
             continue
         alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-        pattern = re.compile(rf"^\.({alternatives})\.(\d+)\.({'|'.join(TAGS)})(.*)$")
+        pattern = re.compile(rf"^\.({alternatives})\.(\d+)(?:-([A-Za-z0-9-]+))?\.({'|'.join(TAGS)})(.*)$")
         for entry in folder.iterdir():
             m = pattern.match(entry.name)
-            if m is None or _pid_alive(int(m.group(2))):
+            if m is None or m.group(3) not in (None, host_tag()) or pid_alive(int(m.group(2))):
                 continue
-            original = folder / f"{m.group(1)}{m.group(4)}"
-            if m.group(3) == "old" and not original.exists():
+            original = folder / f"{m.group(1)}{m.group(5)}"
+            if m.group(4) == "old" and not original.exists():
                 os.replace(entry, original)
                 continue
             _remove_quietly(entry)

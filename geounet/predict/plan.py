@@ -10,6 +10,10 @@ are only checked here (their parent must be writable); predict creates them when
 (:func:`folders_to_create`). Temporary files that a killed run left beside the outputs are swept
 first (:func:`geounet.io.files.sweep_stale`). Outputs are written under temporary names
 (:func:`geounet.io.files.temp_path`) by the writers and renamed only when complete.
+
+:func:`plan_jobs` is :func:`name_jobs` (every input's outputs, from the command line alone) then
+:func:`prepare_jobs` (the files: sweep, skip, writable); a rank of a sharded run
+(:mod:`geounet.predict.shard`) prepares only its share, so it never touches the other ranks' files.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from ..log import logger
 from ..paths import as_source, is_local, source_stem
 from .settings import PredictConfig
 
-__all__ = ["RasterJob", "plan_jobs", "folders_to_create"]
+__all__ = ["RasterJob", "plan_jobs", "name_jobs", "prepare_jobs", "folders_to_create"]
 
 
 @dataclass
@@ -103,8 +107,9 @@ def _folder_jobs(config: PredictConfig, inputs: list[Path | str], output: Path, 
     return jobs
 
 
-def plan_jobs(config: PredictConfig) -> list[RasterJob]:
-    """Decide each input's outputs, which ones to skip, and refuse outputs that cannot be written."""
+def name_jobs(config: PredictConfig) -> list[RasterJob]:
+    """Every input's job in the order of the command line: its outputs named and the settings checked; no file
+    is looked at yet (each rank of a sharded run names all of them alike, then prepares its own)."""
     inputs = [as_source(p) for p in config.inputs]
     if not inputs:
         raise ConfigError("no input raster given")
@@ -122,9 +127,15 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
         raise ConfigError(f"unsupported output format '{output.suffix}'; use one of {', '.join(FORMATS)}", output)
     if single_file:
         source = Mosaic(tuple(inputs)) if config.mosaic else inputs[0]
-        jobs = [_file_job(config, source, output, probs, ext, preview)]
-    else:
-        jobs = _folder_jobs(config, inputs, output, probs, ext, preview)
+        return [_file_job(config, source, output, probs, ext, preview)]
+    return _folder_jobs(config, inputs, output, probs, ext, preview)
+
+
+def prepare_jobs(config: PredictConfig, jobs: list[RasterJob]) -> list[RasterJob]:
+    """For the jobs ``jobs`` (of :func:`name_jobs`; a rank's share): sweep what killed runs left beside their
+    outputs, mark those to skip, and refuse outputs that cannot be written. Other jobs' files are not touched."""
+    inputs = [as_source(p) for p in config.inputs]
+    single_file = Path(config.output).suffix.lower() in FORMATS
     # before deciding what exists: a killed run may have left temporary files, or an output moved aside
     for stale in sweep_stale([p for j in jobs for p in (j.output, j.probs, j.preview) if p is not None]):
         logger.info("removed %s, a temporary file of a run that was killed", stale)
@@ -145,6 +156,11 @@ def plan_jobs(config: PredictConfig) -> list[RasterJob]:
             if out is not None and (single_file or out.parent.is_dir()):
                 check_writable(out, config.overwrite)
     return jobs
+
+
+def plan_jobs(config: PredictConfig) -> list[RasterJob]:
+    """Decide each input's outputs, which ones to skip, and refuse outputs that cannot be written."""
+    return prepare_jobs(config, name_jobs(config))
 
 
 def folders_to_create(jobs: list[RasterJob]) -> list[Path]:
