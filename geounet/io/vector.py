@@ -6,7 +6,9 @@ streams it into the requested format (``pyogrio.raw.open_arrow`` into
 ``pyogrio.raw.write_arrow``, GDAL to GDAL, no pyarrow needed) under another temporary name,
 then renames that onto the output. Until then the output path is untouched, so a failure
 or Ctrl-C leaves no partial file and an existing file is replaced only by a complete one.
-GeoParquet goes through geopandas and needs pyarrow (checked before any work starts);
+GeoParquet is streamed alike, Arrow batch by batch into pyarrow's Parquet writer
+(:mod:`geounet.io.geoparquet`; pyogrio's GDAL has no Parquet driver), and needs pyarrow
+(checked before any work starts);
 ``.osm`` (OpenStreetMap XML for JOSM, always WGS84) is written from the spill by
 :func:`geounet.io.osm.write_osm`.
 Temporary names and the writability check are :mod:`geounet.io.files` (shared with the
@@ -33,7 +35,7 @@ from .files import temp_path
 
 __all__ = ["FORMATS", "vector_driver", "check_vector_format", "VectorWriter", "reproject"]
 
-# extension -> GDAL driver ("parquet": written with geopandas + pyarrow)
+# extension -> GDAL driver ("parquet": written with pyarrow, geounet.io.geoparquet)
 FORMATS = {".geojson": "GeoJSON", ".gpkg": "GPKG", ".fgb": "FlatGeobuf", ".parquet": "parquet", ".osm": "OSM"}
 LAYER = "buildings"
 FIELDS = ["area_m2", "score"]
@@ -186,14 +188,10 @@ class VectorWriter:
             )
 
     def _write_parquet(self) -> None:
-        import pyogrio
+        from .. import __version__
+        from .geoparquet import write_geoparquet
 
-        gdf = pyogrio.read_dataframe(self._spill, layer=LAYER)
-        if gdf.crs is None:  # pragma: no cover - GPKG keeps the CRS
-            gdf = gdf.set_crs(self.crs)
-        if gdf.geometry.name != "geometry":
-            gdf = gdf.rename_geometry("geometry")
-        gdf.to_parquet(self._tmp, index=False)
+        write_geoparquet(self._spill, LAYER, self._tmp, fields=self.fields, crs=self.crs, creator=__version__)
 
     def abort(self) -> None:
         """Remove the temporary files (the output path is never touched here)."""
