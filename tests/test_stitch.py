@@ -174,3 +174,29 @@ def test_column_bands_reassemble_the_whole_raster():
         assert set(st.col_ids) < set(range(len(whole.cols.offsets)))
         out = _run(st, lambda r, c, h, w: np.pad(field, 200)[r + 200 : r + 200 + h, c + 200 : c + 200 + w])
         np.testing.assert_allclose(out, field[:, x0:x1], rtol=1e-5, atol=1e-6)
+
+
+def test_axis_weights_of_a_range_are_the_whole_axis_sums():
+    plan = AxisPlan.build(5000, 512, 128, first=7, multiple=32)
+    whole = plan.total
+    for a, b in [(0, 1), (0, 384), (383, 901), (4000, 5000), (4999, 5000)]:
+        assert np.array_equal(plan.weights(a, b), whole[a:b])  # bit for bit: same windows, same order
+
+
+def test_stitcher_memory_does_not_grow_with_the_raster_height():
+    """No per-row state: a stitcher of a 2,000,000-row raster holds what one of 20,000 rows does, but
+    for its window offsets (one integer per window-row; a vector of weights per row would be 16 MB)."""
+    import tracemalloc
+
+    def peak(height: int) -> int:
+        tracemalloc.start()
+        st = StripStitcher(height, 64, 512, 128, first=(5, 0), multiple=32)
+        for j in st.col_ids:  # the first window-row, released
+            st.add(0, j, np.ones((st.rows.size, st.cols.size), np.float32))
+        assert len(list(st.pop_final())) == 1
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size
+
+    peak(20_000)  # caches warm
+    assert peak(2_000_000) - peak(20_000) < 1_000_000

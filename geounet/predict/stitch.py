@@ -29,8 +29,9 @@ Why this shape:
 Normalisation without a weight buffer
 -------------------------------------
 Windows form a full grid (row offsets x column offsets), so the summed weight at pixel
-(y, x) is ``Sy[y] * Sx[x]`` with ``Sy``/``Sx`` the sums of the 1-D profiles: two vectors
-instead of a float map the size of the strip. Windows that are skipped because they are
+(y, x) is ``Sy[y] * Sx[x]`` with ``Sy``/``Sx`` the sums of the 1-D profiles: ``Sx`` over the
+band's columns and ``Sy`` over the rows being released (:meth:`AxisPlan.weights`), instead of
+a float map the size of the strip or a vector the raster's height. Windows that are skipped because they are
 entirely no-data break the product only on pixels that are no-data themselves, which
 the caller zeroes with the validity mask anyway.
 
@@ -40,11 +41,14 @@ Windows arrive in row-major order. Once every window of window-row ``i`` has bee
 (or skipped), rows ``[r_i, r_{i+1})`` can receive nothing more: they are final, leave the
 accumulator and its buffer shifts up. The buffer holds ``min(size, height)`` rows of one
 column band (:func:`geounet.grid.column_bands`; the whole width for rasters up to a few thousand
-pixels wide), so memory depends on the band width and the window size, not on the raster.
+pixels wide), so memory depends on the band width and the window size, not on the raster: the
+stitcher keeps no per-row state beyond the window offsets (one integer per window-row).
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,9 +77,18 @@ def profile(length: int, overlap: int, *, start_border: bool, end_border: bool) 
     return w
 
 
+@functools.lru_cache(maxsize=64)
+def _window_profile(size: int, overlap: int, start_border: bool, end_border: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`profile` of a whole window, float64 and float32 (read-only: shared by every window alike)."""
+    p64 = profile(size, overlap, start_border=start_border, end_border=end_border)
+    p32 = p64.astype(np.float32)
+    p64.flags.writeable = p32.flags.writeable = False
+    return p64, p32
+
+
 @dataclass(frozen=True)
 class AxisPlan:
-    """Window offsets along one axis, their weight profiles and the summed weight of every pixel.
+    """Window offsets along one axis; each window's weight profile and the summed weight of any pixels, on demand.
 
     Offsets lie on a lattice anchored at the CRS origin (see :func:`geounet.grid.lattice_offsets`;
     ``first`` is the index of the axis's first pixel on that grid): the first window may start
@@ -83,13 +96,16 @@ class AxisPlan:
     :meth:`clip` gives the part of a window inside the raster. A window's profile depends only
     on its size and on whether it touches a raster border, so the inner windows of two rasters
     cut from one grid carry the same weights on the same ground pixels.
+
+    Nothing here has the axis's length: a profile is one of four shapes (:func:`_window_profile`), and
+    :meth:`weights` sums the few windows over a range of pixels when a strip is released, so a
+    stitcher's memory does not grow with the raster's height (or width).
     """
 
     length: int
     size: int  # window length on this axis
+    overlap: int
     offsets: tuple[int, ...]
-    profiles: tuple[np.ndarray, ...]  # weights of the in-raster part of each window
-    total: np.ndarray  # summed weight per pixel, > 0 everywhere
 
     @classmethod
     def build(cls, length: int, window: int, overlap: int, *, first: int = 0, multiple: int = 1) -> "AxisPlan":
@@ -105,19 +121,39 @@ class AxisPlan:
         else:
             size = window
             offsets = lattice_offsets(length, window, window - overlap, first, multiple)
-        profiles, total = [], np.zeros(length, dtype=np.float64)
-        for o in offsets:
-            a, b = max(o, 0), min(o + size, length)
-            p = profile(size, overlap, start_border=o <= 0, end_border=o + size >= length)[a - o : b - o]
-            profiles.append(p.astype(np.float32))
-            total[a:b] += p
-        return cls(length, size, tuple(offsets), tuple(profiles), total)
+        return cls(length, size, overlap, tuple(offsets))
 
     def clip(self, k: int) -> tuple[int, int, int]:
         """``(start, stop, skip)``: window ``k`` covers raster pixels ``[start, stop)``, beginning ``skip`` pixels into it."""
         o = self.offsets[k]
         start, stop = max(o, 0), min(o + self.size, self.length)
         return start, stop, start - o
+
+    def _profile(self, k: int, precision: int) -> np.ndarray:
+        o = self.offsets[k]
+        start, stop, skip = self.clip(k)
+        whole = _window_profile(self.size, self.overlap, o <= 0, o + self.size >= self.length)[precision]
+        return whole[skip : skip + stop - start]
+
+    def profile(self, k: int) -> np.ndarray:
+        """Weights (float32, read-only) of the in-raster part of window ``k``."""
+        return self._profile(k, 1)
+
+    def weights(self, a: int, b: int) -> np.ndarray:
+        """Summed weight (float64, > 0) of pixels ``[a, b)``: the profiles of the windows over them, added in window
+        order (so equal, bit for bit, to summing every window over the whole axis)."""
+        total = np.zeros(b - a, dtype=np.float64)
+        for k in range(bisect.bisect_right(self.offsets, a - self.size), bisect.bisect_left(self.offsets, b)):
+            start, stop, _ = self.clip(k)
+            lo, hi = max(start, a), min(stop, b)
+            if hi > lo:
+                total[lo - a : hi - a] += self._profile(k, 0)[lo - start : hi - start]
+        return total
+
+    @property
+    def total(self) -> np.ndarray:
+        """Summed weight of every pixel of the axis (computed on each call; the stitcher asks for ranges only)."""
+        return self.weights(0, self.length)
 
 
 class StripStitcher:
@@ -156,15 +192,14 @@ class StripStitcher:
             j for j in range(len(self.cols.offsets))
             if self.cols.clip(j)[0] < self.x1 and self.cols.clip(j)[1] > self.x0
         )
-        self._inv_y = (1.0 / self.rows.total).astype(np.float32)
-        self._inv_x = (1.0 / self.cols.total[self.x0 : self.x1]).astype(np.float32)
+        self._inv_x = (1.0 / self.cols.weights(self.x0, self.x1)).astype(np.float32)
         self.channels = channels
         lead = () if channels is None else (int(channels),)
         # channels first: each channel's rows are contiguous, and a channel is a cheap view
         self._buf = np.zeros(lead + (min(self.rows.size, self.height), self.x1 - self.x0), dtype=np.float32)
         self._base = 0  # raster row of buffer row 0
-        self._next = 0  # next window-row to hand out
-        self._done = [0] * len(self.rows.offsets)
+        self._next = 0  # next window-row to hand out: the only one that can receive windows
+        self._done = 0  # windows of window-row ``_next`` added or skipped
 
     @property
     def n_windows(self) -> int:
@@ -194,28 +229,28 @@ class StripStitcher:
             raise ValueError(f"window probabilities have shape {probs.shape}, expected {want}")
         r0, r1, ry = self.rows.clip(i)
         c0, c1, cx = self.cols.clip(j)
-        w = self.rows.profiles[i][:, None] * self.cols.profiles[j][None, :]
+        w = self.rows.profile(i)[:, None] * self.cols.profile(j)[None, :]
         a, b = max(c0, self.x0), min(c1, self.x1)
         if b > a:
             inside = probs[..., ry : ry + r1 - r0, cx + a - c0 : cx + b - c0]
             self._buf[..., r0 - self._base : r1 - self._base, a - self.x0 : b - self.x0] += inside * w[:, a - c0 : b - c0]
-        self._done[i] += 1
+        self._done += 1
 
     def skip(self, i: int, j: int) -> None:
         self._check(i)
-        self._done[i] += 1
+        self._done += 1
 
     def pop_final(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(i, row0, probs)`` for each completed window-row, in order; probs are normalised float32
         (``(n, width)``, or ``(C, n, width)`` with ``channels``)."""
         ncols = len(self.col_ids)
         offsets = self.rows.offsets
-        while self._next < len(offsets) and self._done[self._next] == ncols:
+        while self._next < len(offsets) and self._done == ncols:
             i = self._next
             row0 = max(offsets[i], 0)
             row1 = offsets[i + 1] if i + 1 < len(offsets) else self.height
             n = row1 - row0
-            out = self._buf[..., :n, :] * self._inv_y[row0:row1, None]
+            out = self._buf[..., :n, :] * (1.0 / self.rows.weights(row0, row1)).astype(np.float32)[:, None]
             out *= self._inv_x[None, :]
             # shift the buffer up by n rows; rows below the last window stay zero
             keep = self._buf.shape[-2] - n
@@ -224,6 +259,7 @@ class StripStitcher:
             self._buf[..., keep:, :] = 0.0
             self._base = row1
             self._next += 1
+            self._done = 0
             yield i, row0, out
 
     @property
