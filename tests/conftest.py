@@ -89,3 +89,12 @@ def make_tiles(tmp_path: Path, n: int = 4, size: int = 128) -> tuple[Path, Path]
             m[0, r0:r1, c0:c1] = 1
         write_raster(masks / f"t{i}.tif", m, origin=origin)
     return images, masks
+
+
+@pytest.fixture(autouse=True)
+def _cuda_tests_need_cuda(request):
+    """A test marked ``cuda`` (selected with ``-m cuda``) fails, never skips, where torch sees no CUDA GPU."""
+    if request.node.get_closest_marker("cuda") is not None:
+        import torch
+
+        assert torch.cuda.is_available(), "this test needs a CUDA GPU (torch.cuda.is_available() is False)"
