@@ -64,10 +64,17 @@ def child_geounet(args) -> dict:
         tile_size=args.tile, overlap=args.overlap, batch_size=args.batch, overwrite=True, progress=False,
     )
     r = predict(cfg).rasters[0]
-    return {
+    if r.error is not None:
+        raise SystemExit(r.error)
+    out = {
         "pixels": r.pixels, "seconds": r.seconds, "model_seconds": r.model_seconds, "windows": r.windows,
         "windows_run": r.windows_run, "polygons": r.n_polygons, "peak_rss_mb": peak_rss_mb(),
     }
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
 
 
 def child_monai(args) -> dict:

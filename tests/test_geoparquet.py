@@ -139,3 +139,12 @@ def test_geoparquet_memory_does_not_grow_with_the_buildings(tmp_path):
     assert large["python_peak"] < 2 * small["python_peak"], (small, large)
     assert large["arrow_peak"] < 2 * small["arrow_peak"], (small, large)
     assert small["python_peak"] < large["bytes"] and small["arrow_peak"] < large["bytes"]
+
+
+def test_old_pyarrow_is_refused_before_any_work(tmp_path, monkeypatch):
+    from geounet.errors import ConfigError
+
+    monkeypatch.delattr(pq.ParquetWriter, "add_key_value_metadata")
+    with pytest.raises(ConfigError, match="pyarrow >= 17"):
+        VectorWriter(tmp_path / "b.parquet", "EPSG:32633")
+    assert not any(tmp_path.iterdir())

@@ -57,9 +57,11 @@ def check_vector_format(path: str | os.PathLike) -> str:
     driver = vector_driver(path)
     if driver == "parquet":
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow.parquet as pq
         except ImportError:
             raise ConfigError("writing GeoParquet needs pyarrow: pip install 'geounet[parquet]'", path) from None
+        if not hasattr(pq.ParquetWriter, "add_key_value_metadata"):  # the streamed writer's footer metadata
+            raise ConfigError("writing GeoParquet needs pyarrow >= 17: pip install 'geounet[parquet]'", path)
     return driver
 
 
