@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tile", type=int, default=512, help="model alone: window side")
     ap.add_argument("--batch", type=int, default=None, help="windows per batch (default: predict's for the device)")
     ap.add_argument("--model-iters", type=int, default=20)
-    ap.add_argument("--budget-s", type=float, default=480.0, help="the whole run's time limit")
+    ap.add_argument("--budget-s", type=float, default=420.0, help="the whole run's time limit")
     ap.add_argument("--source", type=Path, default=SAMPLE_SOURCE, help="imagery tiled into the raster")
     args = ap.parse_args(argv)
     t0, deadline = time.perf_counter(), time.monotonic() + args.budget_s

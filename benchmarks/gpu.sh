@@ -5,9 +5,9 @@
 # Results go to $OUT (default runs/gpu-bench): gpu_bench.json, gpu_bench.md, gpu_bench.log.
 #
 #   benchmarks/gpu_deps.sh                                   # here, once: .gpu/site.tar.xz
-#   run(command="benchmarks/gpu.sh", carry=[".gpu"], timeout_s=590)   # device tool
+#   run(command="benchmarks/gpu.sh", carry=[".gpu"], timeout_s=500)   # device tool
 #   benchmarks/gpu.sh --device cpu --size 512 --widths 8     # dry run on a CPU (a few seconds)
-# Other options: python3 benchmarks/bench_gpu.py --help (--budget-s bounds the whole run, 480 s by default).
+# Other options: python3 benchmarks/bench_gpu.py --help (--budget-s bounds the whole run, 420 s by default).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

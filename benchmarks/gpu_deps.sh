@@ -6,7 +6,7 @@
 # them as x86-64 wheels for Python 3.12 and packs them, unpacked, into one xz archive,
 # .gpu/site.tar.xz (about 42 MB: it travels with the 18 MB working tree under the device tool's
 # 64 MiB limit; the wheels alone are 62 MB). gpu.sh unpacks it there. Then call the device tool:
-#   run(command="benchmarks/gpu.sh", carry=[".gpu"], timeout_s=590)
+#   run(command="benchmarks/gpu.sh", carry=[".gpu"], timeout_s=500)
 # The versions are pinned to ones whose wheels are small enough (rasterio and pyogrio each bundle GDAL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
