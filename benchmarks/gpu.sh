@@ -15,7 +15,8 @@ OUT=${OUT:-runs/gpu-bench}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -f .gpu/site.tar.xz ]; then  # geounet's GIS packages for the device's python (benchmarks/gpu_deps.sh)
+GIS="import rasterio, pyogrio, shapely, pyproj, geopandas"
+if ! "$PY" -c "$GIS" 2>/dev/null && [ -f .gpu/site.tar.xz ]; then  # the device's python: benchmarks/gpu_deps.sh
   site=/tmp/geounet-gpu-site
   if [ ! -f "$site/.done" ]; then
     rm -rf "$site" && mkdir -p "$site" &&
@@ -24,7 +25,7 @@ if [ -f .gpu/site.tar.xz ]; then  # geounet's GIS packages for the device's pyth
   fi
   export PYTHONPATH="$PYTHONPATH:$site"
 fi
-if ! "$PY" -c "import geounet.predict, rasterio, pyogrio, shapely, pyproj, geopandas" 2>"$OUT/import_error.txt"; then
+if ! "$PY" -c "import geounet.predict; $GIS" 2>"$OUT/import_error.txt"; then
   echo "gpu.sh: geounet cannot be imported by $PY (missing packages? run benchmarks/gpu_deps.sh here and carry .gpu):" >&2
   tail -3 "$OUT/import_error.txt" >&2
   exit 2
