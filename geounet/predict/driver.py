@@ -40,6 +40,7 @@ from ..io.probs import ProbsWriter
 from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resampled
 from ..log import logger
 from ..model import checkpoint
+from ..model.inference import inference_model
 from ..model.tta import DihedralTTA
 from ..paths import as_source, source_name
 from ..vectorize import StripVectorizer, VectorizeOptions
@@ -197,8 +198,9 @@ def predict_raster(
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
-            if options.adapt:
+            if options.adapt:  # before folding: adapting re-estimates the BatchNorm statistics that folding fixes
                 model = adapted(model, src, info, options, device, str(input_path))
+            model = inference_model(model)  # BatchNorm folded into the convolutions (a copy)
             result = _Run(model, info, src, layout, options, device, input_path, sink, probs).run()
     result.seconds = time.perf_counter() - t_start
     return result
