@@ -4,8 +4,8 @@
 :func:`predict_raster` opens the raster once: it checks it, decides the pixel size to predict
 at (resampling on the fly when that differs), lays out the windows and column bands
 (:class:`_Layout`) and hands the open raster to the reader thread of the pipeline
-(:mod:`geounet.predict.pipeline`), while the main thread runs the model (``torch.inference_mode``,
-autocast, channels-last, non-blocking copies on CUDA) and stitches (:class:`_Run`).
+(:mod:`geounet.predict.pipeline`), while the main thread runs the model (BatchNorm folded,
+``torch.inference_mode``, autocast, channels-last, non-blocking copies on CUDA) and stitches (:class:`_Run`).
 
 Every output is written under a temporary name in its own folder and renamed only when
 complete, the vector file, ``--probs`` and ``--preview`` together (all or none); on any error or
