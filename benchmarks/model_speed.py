@@ -22,8 +22,10 @@ and the machine beside it::
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -181,7 +183,8 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args(argv)
     if not args.warm_cache:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="model-speed-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="model-speed-inductor-")
+        atexit.register(shutil.rmtree, cache, True)
     if args.threads:
         torch.set_num_threads(args.threads)
     model, info = load_model()

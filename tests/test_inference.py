@@ -10,12 +10,12 @@ from rasterio.windows import Window
 from torch import nn
 
 from geounet.cli import cli
-from geounet.config import ModelConfig
+from geounet.config import CheckpointInfo, ModelConfig
 from geounet.device import autocast
 from geounet.model import build_model, load_model
 from geounet.model.inference import fold_batchnorm, inference_model
 from geounet.model.tta import DihedralTTA
-from geounet.predict import RunOptions
+from geounet.predict import RunOptions, predict_raster
 from geounet.predict.adapt import adapted, batchnorm_layers
 from geounet.predict.pipeline import Normaliser
 
@@ -105,3 +105,21 @@ def test_folded_bf16_masks_equal_fp32_masks_on_real_imagery(name, path, row, col
     assert ref.mean() > 0.02  # buildings in the crop: the comparison means something
     iou = np.logical_and(ref, fast).sum() / np.logical_or(ref, fast).sum()
     assert iou >= 0.99, iou
+
+
+def test_predict_runs_a_folded_copy_and_leaves_the_given_model_alone(tmp_path, monkeypatch):
+    import geounet.predict.driver as driver
+
+    ran = []
+    monkeypatch.setattr(driver, "inference_model", lambda m: ran.append(inference_model(m)) or ran[-1])
+    img, _ = random_scene((128, 128), seed=7)
+    tif = write_raster(tmp_path / "a.tif", img)
+    model = trained_like(outputs=("building",))
+    before = state(model)
+    opts = RunOptions(tile=64, overlap=16, batch_size=1)
+    info = CheckpointInfo(model=model.config, preprocessing=prep(tile=64))
+    res = predict_raster(model, info, tif, tmp_path / "b.geojson", opts, probs=tmp_path / "p.tif")
+    assert res.windows_run == res.windows > 0
+    assert len(ran) == 1 and ran[0] is not model and not batchnorm_layers(ran[0])  # the model predict ran
+    assert len(batchnorm_layers(model)) == 10 and not model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
