@@ -9,8 +9,9 @@ For each raster, in fresh child processes (one at a time; run it alone on the ma
    windows it ran (size and count, from its log).
 2. The model alone on those windows: the model loaded and prepared exactly as predict prepares it
    (``geounet.predict.driver._load_model`` + ``_prepare``, then BatchNorm folded as ``predict_raster``
-   does), fed random windows of predict's size already in memory (no reading, no stitching, no writing) at batch 1, 2 and 4 under predict's
-   autocast; the fastest batch, times the number of windows predict ran, is "model-only s".
+   does), fed random windows of predict's size already in memory (no reading, no stitching, no writing)
+   at batch 1, 2 and 4 under predict's autocast; the fastest batch, times the number of windows predict
+   ran, is "model-only s".
 
 Efficiency = model-only s / command s (1.0: predict costs nothing but the model). Raster
 throughput = raster pixels / command s. Prints a Markdown table with the machine.

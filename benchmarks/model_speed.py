@@ -9,14 +9,17 @@ one process (variant after variant, repetition after repetition, so a busy machi
   the first call per window shape compiles, its time is reported as the path's set-up cost (a cold compile:
   a fresh inductor cache, unless ``--warm-cache``);
 - ``int8``: PT2E static int8 quantisation (torchao's ``X86InductorQuantizer``, calibrated on real windows),
-  then ``torch.compile`` (with ``freezing``); needs the ``torchao`` package (``pip install torchao``).
+  then ``torch.compile`` (with ``freezing``); needs the ``torchao`` package (``pip install --no-deps torchao``,
+  for this benchmark only; torch 2.13 no longer ships ``torch.ao.quantization.quantize_pt2e``).
 
 For each window size and batch it prints the median seconds per batch, window megapixels per second and
 the ratio to ``base`` (median of the per-repetition ratios), then the agreement of each variant's building
 mask (threshold 0.5) with the fp32 model's on real 1024 px crops (IoU), as a Markdown table with the command
-and the machine beside it::
+and the machine beside it. ``--sweep`` times only the first variant over every window size and batch, the
+shapes interleaved, per window pixel (the fastest setting of this CPU)::
 
-    python benchmarks/model_speed.py --sizes 512 256 --batches 1 2 --reps 7
+    python benchmarks/model_speed.py --sizes 512 256 --batches 1 2 --reps 7 [--threads 1]
+    python benchmarks/model_speed.py --variants fold --sweep --sizes 512 256 384 768 --batches 1 2 4 --reps 9
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def read_crop(data: Path, name: str, size: int, info) -> torch.Tensor:
 def windows_of(crop: torch.Tensor, size: int, batch: int) -> torch.Tensor:
     """``batch`` distinct ``size`` px windows of ``crop`` (1, C, size, size) each, stacked, channels-last."""
     per = crop.shape[-1] // size
-    wins = [crop[:, (k // per) * size:(k // per + 1) * size, (k % per) * size:(k % per + 1) * size] for k in range(batch)]
+    corners = [((k // per) * size, (k % per) * size) for k in range(batch)]
+    wins = [crop[:, r:r + size, c:c + size] for r, c in corners]
     return torch.stack(wins).contiguous(memory_format=torch.channels_last)
 
 
@@ -179,7 +183,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sweep", action="store_true",
                     help="time only the first variant over every window size and batch, interleaved")
     ap.add_argument("--warm-cache", action="store_true",
-                    help="use inductor's on-disk cache of earlier runs (default: a fresh one, so set-up is a cold compile)")
+                    help="use inductor's on-disk cache of earlier runs (default: a fresh one: a cold compile)")
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args(argv)
     if not args.warm_cache:
