@@ -139,6 +139,9 @@ def test_predict_regularize_squares_nine_corners_in_ten_on_real_imagery(tmp_path
         out[reg] = gdf.to_crs(gdf.estimate_utm_crs()).geometry
     angles = np.concatenate([corner_angles(p) for p in out[True]])
     share = ((np.abs(angles - 90) <= 10) | (np.abs(angles - 180) <= 10)).mean()
-    assert len(out[True]) == len(out[False]) > 20
+    # squaring changes an outline's area by up to 10%: only a building within that of --min-area (2 m²) may
+    # cross it (one did when BatchNorm folding moved the probabilities by float rounding); all others stay
+    near = sum(int((s.area < 2.0 / 0.9).sum()) for s in out.values())
+    assert len(out[False]) > 20 and abs(len(out[True]) - len(out[False])) <= near <= 0.1 * len(out[False])
     assert share >= 0.9
     assert abs(out[True].area.sum() / out[False].area.sum() - 1) <= 0.1
