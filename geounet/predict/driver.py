@@ -184,7 +184,9 @@ def predict_raster(
     bands, normalisation and output names (``info.model.outputs``: building, and border and
     contact for models trained with separation targets). Outputs are checked (exist/writable) by the caller,
     :func:`predict`; here they are only ever created through temporary files. ``existing``: buildings
-    already mapped (each footprint's ``status``); ``preview``: a PNG picture to write.
+    already mapped (each footprint's ``status``); ``preview``: a PNG picture to write. What runs is a copy of
+    ``model`` with its BatchNorm folded (:func:`~geounet.model.inference_model`, after ``options.adapt``): ``model``
+    is never changed, and state that a module keeps while it runs lands on the copy.
     """
     t_start = time.perf_counter()
     device = torch.device(device)
