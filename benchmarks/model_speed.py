@@ -60,8 +60,8 @@ def read_crop(data: Path, name: str, size: int, info) -> torch.Tensor:
 
 def windows_of(crop: torch.Tensor, size: int, batch: int) -> torch.Tensor:
     """``batch`` distinct ``size`` px windows of ``crop`` (1, C, size, size) each, stacked, channels-last."""
-    per = crop.shape[-1] // size
-    corners = [((k // per) * size, (k % per) * size) for k in range(batch)]
+    per, rows = crop.shape[-1] // size, crop.shape[-2] // size
+    corners = [(((k // per) % rows) * size, (k % per) * size) for k in range(batch)]  # repeats if it must
     wins = [crop[:, r:r + size, c:c + size] for r, c in corners]
     return torch.stack(wins).contiguous(memory_format=torch.channels_last)
 
@@ -194,7 +194,8 @@ def main(argv=None) -> None:
     model, info = load_model()
     model = model.to(memory_format=torch.channels_last)
     crops = {name: read_crop(args.data, name, 1024, info) for name in CROPS}
-    timing = read_crop(args.data, "banepa", 1536, info)  # room for four 768 px windows
+    # room for four windows of the largest size (2 x 2), 1536 px at least
+    timing = read_crop(args.data, "banepa", max(1536, 2 * max(args.sizes)), info)
     calib = list(crops.values())
     runners = [Runner(v, model, calib) for v in args.variants]
     print(f"`{' '.join(['python', 'benchmarks/model_speed.py'] + (argv if argv is not None else sys.argv[1:]))}`\n")

@@ -38,7 +38,7 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
     tile = int(config.tile_size) if config.tile_size is not None else default_tile_size(info, config.min_tile)
     if tile < m or tile % m:
         raise ConfigError(f"--tile-size {tile} must be a positive multiple of {m} (2**depth of this model)", info.path)
-    overlap = int(config.overlap) if config.overlap is not None else default_overlap(tile, m)
+    overlap = int(config.overlap) if config.overlap is not None else default_overlap(tile, m, config.max_overlap)
     if not 0 <= overlap < tile or overlap % m:
         raise ConfigError(
             f"--overlap {overlap} must be a multiple of {m} (2**depth of this model) from 0 to below the tile size {tile}",

@@ -62,8 +62,13 @@ class WindowSettings:
     """How a raster is cut into windows (the model's input) and column bands (the memory bound)."""
 
     min_tile: int = setting(
-        512, "The default window side is at least this many pixels: less overlap overhead per pixel, "
-             "same speed per pixel (docs/benchmarks.md).")
+        768, "The default window side is at least this many pixels: with the overlap capped at max_overlap, "
+             "768 px windows compute 1.44 pixels per raster pixel where 512 px ones compute 1.78, at about the "
+             "same model speed per pixel; predict is about 17% faster (docs/benchmarks.md).")
+    max_overlap: int = setting(
+        128, "The default overlap is a quarter of the window, at most this many pixels: the seams' quality "
+             "depends on the cross-fade's width in pixels (the model's reach), not on the window's size "
+             "(docs/benchmarks.md, 'Seams versus overlap').")
     band_width: int = setting(
         6144, "Rasters wider than this many pixels go through in column bands at most this wide, so memory "
               "does not grow with the width either (a 20,000 px raster then needs about what a 5,000 px one "
@@ -256,9 +261,10 @@ def default_tile_size(info: CheckpointInfo, min_tile: int = WindowSettings.min_t
     return int(math.ceil(t / m) * m)
 
 
-def default_overlap(tile: int, multiple: int = 1) -> int:
-    """A quarter of the window on the model's lattice: a 128 px cross-fade at 512 (see docs/benchmarks.md)."""
-    return (tile // 4) // multiple * multiple
+def default_overlap(tile: int, multiple: int = 1, max_overlap: int = WindowSettings.max_overlap) -> int:
+    """A quarter of the window, at most ``max_overlap``, on the model's lattice: 128 px at 512 px windows and
+    above, 64 at 256 (see docs/benchmarks.md)."""
+    return min(tile // 4, max_overlap) // multiple * multiple
 
 
 def default_batch_size(device: torch.device) -> int:
