@@ -48,7 +48,7 @@ def test_resolved_options_carry_every_setting():
                         gdal_cache_mb=32, probs_block=512, progress=False)
     opts = resolve_options(cfg, info, __import__("torch").device("cpu"))
     assert (opts.reach_m, opts.speck_m2, opts.band_width, opts.gdal_cache_mb, opts.probs_block) == (2.5, 0.5, 1024, 32, 512)
-    assert (opts.tile, opts.overlap, opts.batch_size) == (768, 128, 1)  # a quarter of the window, at most 128
+    assert (opts.tile, opts.overlap, opts.batch_size) == (512, 128, 1)  # a quarter of the window, at most 128
     cfg = dataclasses.replace(cfg, min_tile=256, max_overlap=48)
     assert (resolve_options(cfg, info, __import__("torch").device("cpu")).tile,
             resolve_options(cfg, info, __import__("torch").device("cpu")).overlap) == (256, 48)

@@ -62,9 +62,10 @@ class WindowSettings:
     """How a raster is cut into windows (the model's input) and column bands (the memory bound)."""
 
     min_tile: int = setting(
-        768, "The default window side is at least this many pixels: with the overlap capped at max_overlap, "
-             "768 px windows compute 1.44 pixels per raster pixel where 512 px ones compute 1.78, at about the "
-             "same model speed per pixel; predict is about 17% faster (docs/benchmarks.md).")
+        512, "The default window side is at least this many pixels: less overlap overhead per pixel than "
+             "smaller windows at about the same model speed per pixel. 768 px windows (with the overlap capped "
+             "at max_overlap) make predict about 17% faster still but need about 200 MB more memory, which "
+             "would take a 5,000 px raster over 1 GB (docs/benchmarks.md).")
     max_overlap: int = setting(
         128, "The default overlap is a quarter of the window, at most this many pixels: the seams' quality "
              "depends on the cross-fade's width in pixels (the model's reach), not on the window's size "
