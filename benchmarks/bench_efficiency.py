@@ -8,7 +8,7 @@ For each raster, in fresh child processes (one at a time; run it alone on the ma
    its whole wall time, Python start-up, imports and model loading included ("command s"), and the
    windows it ran (size and count, from its log).
 2. The model alone on those windows: the model loaded and prepared exactly as predict prepares it
-   (``geounet.predict.driver._load_model`` + ``_prepare``, then BatchNorm folded as ``predict_raster``
+   (``geounet.predict.driver._load_model`` + ``to_channels_last``, then BatchNorm folded as ``predict_raster``
    does), fed random windows of predict's size already in memory (no reading, no stitching, no writing)
    at batch 1, 2 and 4 under predict's autocast; the fastest batch, times the number of windows predict
    ran, is "model-only s".
@@ -39,14 +39,14 @@ def child_model(args) -> dict:
     import torch
 
     from geounet.device import autocast, resolve_device
-    from geounet.model.inference import inference_model
-    from geounet.predict.driver import _load_model, _prepare
+    from geounet.model.inference import inference_model, to_channels_last
+    from geounet.predict.driver import _load_model
     from geounet.predict.settings import PredictConfig
 
     device = resolve_device(args.device)
     cfg = PredictConfig(inputs=[], output=None, model_path=args.model, device=args.device)
     net, info = _load_model(cfg, None, device)
-    net = inference_model(_prepare(net))  # predict_raster folds BatchNorm (after --adapt, which this omits)
+    net = inference_model(to_channels_last(net))  # predict_raster folds BatchNorm (after --adapt, which this omits)
     bands = len(info.preprocessing.bands)
     out = {}
     with torch.inference_mode():

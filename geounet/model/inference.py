@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["fold_batchnorm", "inference_model"]
+__all__ = ["fold_batchnorm", "inference_model", "to_channels_last"]
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
@@ -62,9 +62,13 @@ def inference_model(model: nn.Module) -> nn.Module:
     """``model`` as prediction runs it: BatchNorm folded (:func:`fold_batchnorm`, a copy) and the weights
     in channels-last memory format (faster convolutions on CPU and CUDA). ``model`` is left untouched."""
     net = fold_batchnorm(model)
-    if net is model:
-        return model
+    return model if net is model else to_channels_last(net)
+
+
+def to_channels_last(net: nn.Module) -> nn.Module:
+    """``net`` with its weights in channels-last memory format (in place), or as it is when a module cannot
+    take that format: channels-last is only a speed-up."""
     try:
         return net.to(memory_format=torch.channels_last)
-    except (RuntimeError, TypeError):  # a module that cannot take channels-last weights runs as it is
+    except Exception:  # noqa: BLE001 - any module works, channels-last is only a speed-up
         return net

@@ -32,7 +32,8 @@ from ..errors import GeounetError
 from ..io.mosaic import open_input
 from ..io.raster import gdal_env
 from ..log import logger, prefixed
-from .driver import PredictResult, RasterResult, _load_model, _prepare, predict_raster
+from ..model.inference import to_channels_last
+from .driver import PredictResult, RasterResult, _load_model, predict_raster
 from .existing import ExistingBuildings
 from .plan import RasterJob, folders_to_create, name_jobs, prepare_jobs
 from .resolve import check_polygon_settings, check_raster, resolve_options
@@ -148,7 +149,7 @@ def _predict(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo
     options = resolve_options(config, info, device)
     if shard.local_world > 1:  # the bar would overwrite the log lines of the other processes on this terminal
         options = replace(options, progress=False)
-    net = _prepare(net)
+    net = to_channels_last(net)
     # refuse unusable inputs before spending time on any of them
     todo = [j for j in todo if _attempt(result, j, batch, lambda j=j: _check_input(j, info))[0]]
     if not todo:

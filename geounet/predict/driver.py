@@ -357,11 +357,3 @@ def _load_model(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointI
     if config.tta:
         net = DihedralTTA(net)
     return net, info
-
-
-def _prepare(net: torch.nn.Module) -> torch.nn.Module:
-    try:
-        net = net.to(memory_format=torch.channels_last)
-    except Exception:  # noqa: BLE001 - any module works, channels-last is only a speed-up
-        pass
-    return net
