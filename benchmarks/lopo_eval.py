@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="best.pt")
     ap.add_argument("--modes", default="plain,adapt")
     ap.add_argument("--extra-predict-args", default="")
+    ap.add_argument("--keep-probs", action="store_true",
+                    help="Also write each raster's probabilities to OUT/MODE/PLACE/probs/ (for benchmarks/seed_sweep.py)")
     a = ap.parse_args()
     shared, out = Path(a.shared), Path(a.out)
     for mode in a.modes.split(","):
@@ -93,8 +95,9 @@ def main() -> None:
         f1s, ious = [], []
         for place in a.places.split(","):
             model = Path(a.runs) / f"without-{place}" / a.checkpoint
+            probs = ["--probs", f"{out / mode / place / 'probs'}/"] if a.keep_probs else []
             p, secs = score(model, inputs(shared, place, out), out / mode / place,
-                            MODES[mode] + shlex.split(a.extra_predict_args))
+                            MODES[mode] + probs + shlex.split(a.extra_predict_args))
             f1s.append(p["f1"])
             ious.append(p["pixel"]["iou"])
             print(f"| {place} | {p['tp']} | {p['fp']} | {p['fn']} | {p['precision']:.3f} | {p['recall']:.3f} | "

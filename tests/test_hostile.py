@@ -237,7 +237,7 @@ ROWS = {
     "predict RGBA (alpha is no-data)": Row(lambda d, m: predict(rgba(d), "-o", d / "o.geojson", "--model", m["rgb"]),
                                            None, one_building_of(64 * 32 * 0.04)),
     "predict raster smaller than one window": Row(lambda d, m: predict(
-        rgb(d, size=(9, 13)), "-o", d / "o.geojson", "--model", m["rgb"], "--tile-size", "64"),
+        rgb(d, size=(9, 13)), "-o", d / "o.geojson", "--model", m["rgb"], "--tile-size", "64", "--min-area", "2"),
         None, one_building_of(9 * 13 * 0.04)),
     "predict raster of one pixel": Row(lambda d, m: predict(
         rgb(d, size=(1, 1)), "-o", d / "o.geojson", "--model", m["rgb"], "--min-area", "0", "--simplify", "0"),

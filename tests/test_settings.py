@@ -79,7 +79,7 @@ def test_vectorize_options_convert_the_settings_of_the_run():
     for opts in (base, dataclasses.replace(base, reach_m=1.0, seed_min_m2=1.0, speck_m2=2.0, regularize=True)):
         v = vectorize_options(src, opts, sep, True)
         assert v.reach_px == min(opts.max_reach_px, max(1, -(-opts.reach_m // px)))
-        assert v.seed_min_px == round(opts.seed_min_m2 / (px * px))
+        assert v.seed_min_px == min(opts.seed_min_max_px, round(opts.seed_min_m2 / (px * px)))
         assert v.sieve_px == round(opts.speck_m2 / (px * px))
         assert v.seed_threshold == opts.score_seed_threshold and v.seed_erode_px == 0
         assert v.regularize_m == (opts.regularize_m if opts.regularize else 0.0)

@@ -23,6 +23,12 @@ def _frame(transform, shape: tuple[int, int]):
     return box(min(xs), min(ys), max(xs), max(ys))
 
 
+def _strips(src, strip: int):
+    """Full-width windows of at most ``strip`` rows, top to bottom: the strips both counts walk."""
+    for r in range(0, src.height, strip):
+        yield Window(0, r, src.width, min(strip, src.height - r))
+
+
 def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: int = 2048) -> np.ndarray:
     """``[tp, fp, fn, tn]`` of building pixels on ``raster``'s grid, inside its valid area, strip by strip."""
     counts = np.zeros(4, dtype=np.float64)
@@ -33,8 +39,7 @@ def pixel_counts(pred: gpd.GeoSeries, truth: gpd.GeoSeries, raster: str, strip: 
         if not (pred.intersects(whole).any() or truth.intersects(whole).any()):
             raise InputError("raster does not overlap the predicted or the true footprints: no pixel scores "
                              "to give (is it the raster of this pair?)", raster)
-        for r in range(0, src.height, strip):
-            win = Window(0, r, src.width, min(strip, src.height - r))
+        for win in _strips(src, strip):
             shape = (int(win.height), int(win.width))
             tr = window_transform(win, src.transform)
             frame = _frame(tr, shape)
@@ -55,8 +60,8 @@ def valid_pixels(raster: str, strip: int = 2048) -> int:
     """The number of valid pixels of ``raster``, strip by strip."""
     n = 0
     with open_raster(raster) as src:
-        for r in range(0, src.height, strip):
-            n += int(read_valid_mask(src, Window(0, r, src.width, min(strip, src.height - r))).sum())
+        for win in _strips(src, strip):
+            n += int(read_valid_mask(src, win).sum())
     return n
 
 

@@ -4,8 +4,9 @@ One raster band per carried model output (band 1 building, then border and conta
 separating), the source CRS and transform, no-data in an internal mask. Rows arrive column
 band by column band (see :mod:`geounet.grid`), top to bottom within each, and are written
 whole GeoTIFF block-rows at a time, so every compressed block is written once; column-band
-borders fall on multiples of the block size. The file is written under a temporary name and
-renamed onto ``path`` by :meth:`ProbsWriter.commit`.
+borders fall on multiples of the block size. The file is written under a temporary name (:attr:`ProbsWriter.tmp`),
+which predict renames onto ``path`` together with the vector file
+(:func:`geounet.io.files.replace_together`: both files or neither).
 
 The file holds exactly what predict vectorises: predict rounds its probabilities to these
 256 levels (:func:`quantize`) and vectorises :func:`dequantize` of them, so ``geounet
@@ -14,7 +15,6 @@ vectorize`` of the file (:class:`ProbsReader`) gives predict's polygons bit for 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,7 @@ class ProbsReader:
 
 
 class ProbsWriter:
-    """Writes probability rows to a temporary GeoTIFF, then renames it onto ``path`` on :meth:`commit`.
+    """Writes probability rows to a temporary GeoTIFF (:attr:`tmp`); the caller renames it onto ``path``.
 
     ``block`` is the side of the GeoTIFF's square blocks; ``with_mask`` writes the validity
     of every pixel as an internal mask (the caller's GDAL environment must set
@@ -131,11 +131,6 @@ class ProbsWriter:
         self._flush(final=True)
         self.dst.close()
         self.dst = None
-
-    def commit(self) -> Path:
-        """Rename the complete temporary file onto :attr:`path` (after :meth:`close`)."""
-        os.replace(self.tmp, self.path)
-        return self.path
 
     def abort(self) -> None:
         if self.dst is not None:

@@ -82,7 +82,9 @@ class PolygonSettings:
     """Probabilities to building polygons (see :mod:`geounet.vectorize`)."""
 
     threshold: float = setting(0.5, "Probability at or above which a pixel is building.")
-    min_area: float = setting(2.0, "Drop buildings smaller than this many square metres (ground area).")
+    min_area: float = setting(
+        8.0, "Drop buildings smaller than this many square metres (ground area); 2 keeps small sheds "
+             "(docs/separation.md).")
     simplify: float = setting(0.2, "Simplify outlines with this tolerance in metres (0: keep pixel edges).")
     regularize: bool = setting(False, "Square building outlines: dominant orientation, right-angled corners.")
     regularize_m: float = setting(
@@ -119,7 +121,9 @@ class SeparationSettings:
     plain_erode_m: float = setting(
         0.45, "Erosion of a building-only model's seeds in metres (the contact band a separation model "
               "would predict).")
-    seed_min_m2: float = setting(4.0, "Seeds smaller than this many square metres are dropped.")
+    seed_min_m2: float = setting(
+        16.0, "Seeds smaller than this many square metres (at most seed_min_max_px pixels) are dropped "
+              "(docs/separation.md: chosen on places the models never saw).")
     reach_m: float = setting(
         3.0, "Seeds grow back over the building mask for at most this many metres (a bounded reach keeps "
              "the streamed result exact).")
