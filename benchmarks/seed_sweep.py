@@ -1,4 +1,5 @@
-"""Sweep the seed settings of separation on held-out probabilities: which split buildings best on places a model never saw.
+"""Sweep separation's seed settings and --min-area on held-out probabilities: what splits buildings
+best on places a model never saw.
 
     python benchmarks/lopo_eval.py RUNS --modes plain --keep-probs --out /tmp/lopo-eval   # probabilities first
     python benchmarks/seed_sweep.py /tmp/lopo-eval/plain [--places banepa,zanzibar,...]
@@ -9,9 +10,10 @@ combination of ``score_seed_threshold`` x ``seed_min_m2`` x ``reach_m`` (Separat
 separation, and scored with ``geounet evaluate``'s object matching (IoU 0.5; pixel IoU does not depend on
 these settings) for each ``--min-area`` in the list: a file is vectorised once with ``min_area`` 0 and its
 polygons below each minimum are dropped afterwards, which is what predict's ``--min-area`` does (it drops
-finished buildings by their ``area_m2``). Prints per-place object F1, the mean over places, and, to say how well a choice made on
-some places carries to another, the leave-one-place-out choice: for each place, the setting with the best
-mean F1 on the *other* places, scored on that place. No model runs: minutes on two cores.
+finished buildings by their ``area_m2``). Prints per-place object F1, the mean over places, and, to say
+how well a choice made on some places carries to another, the leave-one-place-out choice: for each place,
+the setting with the best mean F1 on the *other* places, scored on that place. No model runs: minutes on
+two cores.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lopo_eval import PLACES, inputs  # noqa: E402
 
+from geounet import metrics  # noqa: E402
 from geounet.evaluate import match_objects, metric_crs, read_footprints  # noqa: E402
 from geounet.labels import drop_contained  # noqa: E402
 from geounet.predict.from_probs import vectorize_probs  # noqa: E402
@@ -44,7 +47,8 @@ class Truth:
         self.geoms = drop_contained(t.to_crs(self.crs).geometry)[0].reset_index(drop=True) if len(t) else t.geometry
 
 
-def score(pairs: list[tuple[Path, Truth]], work: Path, settings: dict, min_areas: list[float]) -> list[tuple[int, int, int]]:
+def score(pairs: list[tuple[Path, Truth]], work: Path, settings: dict,
+          min_areas: list[float]) -> list[tuple[int, int, int]]:
     """Pooled (TP, FP, FN) of one place's probability files vectorised with ``settings``, per minimum area."""
     counts = np.zeros((len(min_areas), 3), dtype=np.int64)
     for probs, truth in pairs:
@@ -60,7 +64,8 @@ def score(pairs: list[tuple[Path, Truth]], work: Path, settings: dict, min_areas
 
 
 def f1(tp: int, fp: int, fn: int) -> float:
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    """Object F1 of pooled counts, by the project's one definition (:mod:`geounet.metrics`)."""
+    return metrics.f1(metrics.precision(tp, fp), metrics.recall(tp, fn))
 
 
 def main() -> None:
