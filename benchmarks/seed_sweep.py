@@ -32,22 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lopo_eval import PLACES, inputs  # noqa: E402
 
 from geounet import metrics  # noqa: E402
-from geounet.evaluate import match_objects, metric_crs, read_footprints  # noqa: E402
-from geounet.labels import drop_contained  # noqa: E402
+from geounet.evaluate import ReferenceFootprints, read_footprints  # noqa: E402
 from geounet.predict.from_probs import vectorize_probs  # noqa: E402
 from geounet.predict.settings import PolygonSettings, SeparationSettings, VectorizeConfig  # noqa: E402
 
 
-class Truth:
-    """One raster's true footprints in a metric CRS, contained copies dropped (as ``geounet evaluate`` does)."""
-
-    def __init__(self, path: Path):
-        t = read_footprints(path, "true")
-        self.crs = metric_crs(t)
-        self.geoms = drop_contained(t.to_crs(self.crs).geometry)[0].reset_index(drop=True) if len(t) else t.geometry
-
-
-def score(pairs: list[tuple[Path, Truth]], work: Path, settings: dict,
+def score(pairs: list[tuple[Path, ReferenceFootprints]], work: Path, settings: dict,
           min_areas: list[float]) -> list[tuple[int, int, int]]:
     """Pooled (TP, FP, FN) of one place's probability files vectorised with ``settings``, per minimum area."""
     counts = np.zeros((len(min_areas), 3), dtype=np.int64)
@@ -56,10 +46,9 @@ def score(pairs: list[tuple[Path, Truth]], work: Path, settings: dict,
         vectorize_probs(VectorizeConfig(input=probs, output=out, overwrite=True, progress=False, min_area=0.0,
                                         **settings))
         pred = gpd.read_file(out)
-        geoms = pred.geometry.to_crs(truth.crs) if len(pred) else pred.geometry
         for k, m in enumerate(min_areas):
             keep = (pred["area_m2"] >= m).to_numpy() if len(pred) else np.zeros(0, bool)
-            counts[k] += match_objects(geoms[keep].reset_index(drop=True), truth.geoms)
+            counts[k] += truth.match(pred.geometry[keep])
     return [tuple(int(v) for v in c) for c in counts]
 
 
@@ -95,7 +84,8 @@ def main() -> None:
         for place in places:
             truths = {r.stem: t for r, t in inputs(shared, place, Path(tmp) / "truth")}
             files = sorted((root / place / "probs").glob("*.tif"))  # predict names them RASTER_probs.tif
-            pairs = [(p, Truth(truths[p.stem.removesuffix("_probs")])) for p in files]
+            pairs = [(p, ReferenceFootprints.prepare(read_footprints(truths[p.stem.removesuffix("_probs")], "true")))
+                     for p in files]
             if not pairs:
                 sys.exit(f"{root / place / 'probs'}: no probability files (run lopo_eval.py --keep-probs)")
             for i, settings in enumerate(seeds):

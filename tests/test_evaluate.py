@@ -150,3 +150,22 @@ def test_pair_without_buildings_pools_its_pixels_as_true_negatives(tmp_path):
     assert results[1].pixel_counts == [0, 0, 0, 300]
     assert pooled.pixel_counts == [100, 0, 0, 300 + 300]
     assert pooled.pixel["iou"] == pytest.approx(1.0)
+
+
+def test_reference_footprints_prepared_once_match_like_evaluate_pair(tmp_path):
+    # truth in degrees with a duplicate inside a larger footprint: prepared once (metric CRS, the copy
+    # dropped), then matched against two predictions in another CRS, each as evaluate_pair scores it
+    from geounet.evaluate import ReferenceFootprints, read_footprints
+
+    truth_path = save(tmp_path, "t.geojson", [ubox(0, 0, 10, 10), ubox(2, 2, 4, 4), ubox(20, 0, 26, 6)],
+                      to="EPSG:4326")
+    reference = ReferenceFootprints.prepare(read_footprints(truth_path, "true"))
+    assert reference.dropped == 1 and len(reference.geoms) == 2 and reference.crs.is_projected
+    for name, geoms in (("a.gpkg", [ubox(0, 0, 10, 11)]), ("b.gpkg", [ubox(0, 0, 10, 10), ubox(20, 0, 26, 6),
+                                                                      ubox(40, 0, 44, 4)])):
+        pred = save(tmp_path, name, geoms, to="EPSG:3857")
+        r = evaluate_pair(str(pred), str(truth_path))
+        assert reference.match(read_footprints(pred, "predicted").geometry) == (r.tp, r.fp, r.fn)
+    assert reference.match(gpd.GeoSeries([], crs=UTM)) == (0, 0, 2)
+    kept = ReferenceFootprints.prepare(read_footprints(truth_path, "true"), keep_contained=True)
+    assert kept.dropped == 0 and len(kept.geoms) == 3

@@ -140,3 +140,24 @@ def test_auto_pixel_size_with_a_range(native, expected):
 def test_auto_pixel_size_without_a_range_unchanged():
     assert target_pixel_size("auto", 0.6, 0.14) == 0.14
     assert target_pixel_size("auto", 0.15, 0.14) is None
+
+
+def test_validation_windows_are_one_tile_at_any_middle_pixel_size(tmp_path):
+    # a validation window is the sample's window in source pixels, resampled to the range's middle pixel
+    # size: rounding made some 65 px (257 at 256), which the U-Net refuses (sides must be multiples of 2**depth)
+    tif, labels = make_scene(tmp_path, "s", size=384)  # 0.2 m pixels
+    grid = np.linspace(0.05, 0.6, 551)  # source pixels per model pixel 0.25-3
+    overshoot = [m for m in grid if round(round(64 * m / 0.2) / (m / 0.2)) != 64]  # where rounding went wrong
+    assert len(overshoot) >= 3
+    shapes = set()
+    for middle in [*overshoot[:6], 0.1, 0.2, 0.3, 0.45]:
+        sources = raster_sources([str(tif)], [str(labels)])
+        for s in sources:
+            s.factor = middle / s.pixel_size_m
+        prep = Preprocessing(pixel_size_m=float(middle), pixel_size_range_m=(0.04, 0.9), tile_size=64)
+        samples = build_samples(sources, [], tile=64, block=128, val_fraction=0.5, seed=0)
+        val = WindowDataset(sources, samples.val, prep, train=False)
+        for i in range(len(val)):
+            x, y = val[i]
+            shapes.add((tuple(x.shape), tuple(y.shape[-2:])))
+    assert shapes == {((3, 64, 64), (64, 64))}

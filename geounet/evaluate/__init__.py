@@ -12,7 +12,7 @@ prediction could match both, so they would cap recall. ``keep_contained=True`` c
 Pixel level, with a raster: both sets are rasterized on the raster's grid, strip by strip,
 and compared inside the raster's valid area only.
 
-Modules: :mod:`.matching` (reading footprints, object matching), :mod:`.pixels` (pixel
+Modules: :mod:`.matching` (reading footprints, prepared reference footprints, object matching), :mod:`.pixels` (pixel
 counts on a raster's grid), :mod:`.pairs` (one pair's result, pooling several pairs),
 :mod:`.report` (table and JSON for stdout). The ratios themselves are
 :mod:`geounet.metrics`, shared with training.
@@ -20,11 +20,11 @@ counts on a raster's grid), :mod:`.pairs` (one pair's result, pooling several pa
 
 from __future__ import annotations
 
-from .matching import match_objects, metric_crs, read_footprints
+from .matching import ReferenceFootprints, match_objects, metric_crs, read_footprints
 from .pairs import PairResult, evaluate, evaluate_pair
 from .pixels import pixel_counts, pixel_scores
 
 __all__ = [
-    "PairResult", "evaluate", "evaluate_pair", "match_objects", "metric_crs", "pixel_counts", "pixel_scores",
+    "PairResult", "ReferenceFootprints", "evaluate", "evaluate_pair", "match_objects", "metric_crs", "pixel_counts", "pixel_scores",
     "read_footprints",
 ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 
 from ..errors import InputError
-from ..labels import read_vector, require_polygons
+from ..labels import drop_contained, read_vector, require_polygons
 
 
 def read_footprints(path: str | os.PathLike, role: str) -> gpd.GeoDataFrame:
@@ -54,3 +55,35 @@ def match_objects(pred: gpd.GeoSeries, truth: gpd.GeoSeries, iou: float = 0.5) -
         used_t.add(b)
         tp += 1
     return tp, len(pred) - tp, len(truth) - tp
+
+
+@dataclass(frozen=True)
+class ReferenceFootprints:
+    """True footprints ready to be matched: in a metric CRS, each index 0..n-1, and (unless
+    ``keep_contained``) without those inside a larger true footprint (``dropped`` of them).
+
+    Prepared once, matched against any number of predictions (:meth:`match`): ``geounet
+    evaluate`` matches one, a settings sweep many.
+    """
+
+    geoms: gpd.GeoSeries
+    crs: object
+    dropped: int = 0
+
+    @classmethod
+    def prepare(cls, truth: gpd.GeoDataFrame, keep_contained: bool = False,
+                other: gpd.GeoDataFrame | None = None) -> "ReferenceFootprints":
+        """From ``truth`` (with a CRS); the metric CRS is the truth's (``other``'s, the prediction's, if
+        the truth is empty)."""
+        crs = metric_crs(truth if len(truth) or other is None else other)
+        geoms = truth.to_crs(crs).geometry if truth.crs is not None else truth.geometry.set_crs(crs)
+        dropped = 0
+        if not keep_contained:
+            geoms, dropped = drop_contained(geoms)
+        return cls(geoms.reset_index(drop=True), crs, dropped)
+
+    def match(self, pred: gpd.GeoSeries, iou: float = 0.5) -> tuple[int, int, int]:
+        """(TP, FP, FN) of the predicted footprints ``pred`` (any CRS; none when empty), see :func:`match_objects`."""
+        if len(pred):
+            pred = pred.to_crs(self.crs)
+        return match_objects(pred.reset_index(drop=True), self.geoms, iou)

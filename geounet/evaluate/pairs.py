@@ -10,8 +10,7 @@ import numpy as np
 
 from .. import metrics
 from ..errors import InputError
-from ..labels import drop_contained
-from .matching import match_objects, metric_crs, read_footprints
+from .matching import ReferenceFootprints, read_footprints
 from .pixels import pixel_counts, pixel_scores, valid_pixels
 
 log = logging.getLogger(__name__)
@@ -65,15 +64,11 @@ def evaluate_pair(
     crs = pred.crs if len(pred) else truth.crs
     truth = truth.to_crs(crs) if len(truth) else truth.set_crs(crs, allow_override=True)
     pred = pred.set_crs(crs, allow_override=True) if len(pred) == 0 else pred
-    metric = metric_crs(truth if len(truth) else pred)
-    p = pred.to_crs(metric).geometry
-    t = truth.to_crs(metric).geometry
-    dropped = 0
-    if not keep_contained:
-        t, dropped = drop_contained(t)
-        if dropped:
-            log.info("%s: %d true footprint(s) inside a larger one not counted", truth_path, dropped)
-    tp, fp, fn = match_objects(p, t.reset_index(drop=True), iou)
+    reference = ReferenceFootprints.prepare(truth, keep_contained, other=pred)
+    dropped = reference.dropped
+    if dropped:
+        log.info("%s: %d true footprint(s) inside a larger one not counted", truth_path, dropped)
+    tp, fp, fn = reference.match(pred.geometry, iou)
     result = PairResult(str(pred_path), str(truth_path), tp, fp, fn, truth_dropped=dropped)
     if raster is not None:
         counts = pixel_counts(pred.geometry, truth.geometry, raster)

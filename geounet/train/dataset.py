@@ -271,6 +271,11 @@ class WindowDataset(torch.utils.data.Dataset):
         shape = (int(win.height), int(win.width))
         if factor != 1.0:
             shape = (max(1, round(win.height / factor)), max(1, round(win.width / factor)))
+            if not self.train:
+                # a validation window is at most one tile (padded if smaller, never cropped): the
+                # sample's window, round(tile * factor) source pixels, can come back a pixel or two
+                # larger than the tile after resampling, which the U-Net refuses
+                shape = (min(shape[0], self.tile_size), min(shape[1], self.tile_size))
         path = source.image
         try:
             src = self._open(path)
