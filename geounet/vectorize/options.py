@@ -55,6 +55,21 @@ class VectorizeOptions:
         return max(1, int(self.sieve_px) + int(extra))
 
     @property
+    def mask_margin(self) -> int:
+        """``m1a``: the part of ``m1`` the building mask needs (the sieve's reach), in rows of probabilities.
+
+        Stage 1 runs in two passes (:mod:`geounet.vectorize.stream`): the mask of each core
+        once, with this much context, then the seeds from held mask rows, with the rest of
+        ``m1`` (:attr:`seed_reach`) as context; so each mask row is sieved once.
+        """
+        return int(self.sieve_px)
+
+    @property
+    def seed_reach(self) -> int:
+        """``m1b = m1 - m1a``: rows of mask context the seeds need (erosion plus seed-size filter)."""
+        return self.seed_margin - self.mask_margin
+
+    @property
     def regularize_reach_px(self) -> int:
         """How far (pixels) a squared outline may move from the pixel outline and still be used."""
         if self.regularize_m <= 0:
