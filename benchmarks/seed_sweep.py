@@ -6,7 +6,8 @@ best on places a model never saw.
 
 For each place, the ``--probs`` files that its leave-one-place-out model wrote (``EVAL/PLACE/probs/*.tif``)
 are vectorised again (``geounet vectorize``'s library call, so predict's polygons exactly) under every
-combination of ``score_seed_threshold`` x ``seed_min_m2`` x ``reach_m`` (SeparationSettings), and without
+combination of ``score_seed_threshold`` x ``seed_min_m2`` x ``reach_m`` x ``seed_min_max_px``
+(SeparationSettings), and without
 separation, and scored with ``geounet evaluate``'s object matching (IoU 0.5; pixel IoU does not depend on
 these settings) for each ``--min-area`` in the list: a file is vectorised once with ``min_area`` 0 and its
 polygons below each minimum are dropped afterwards, which is what predict's ``--min-area`` does (it drops
@@ -66,18 +67,21 @@ def main() -> None:
     ap.add_argument("--seed-min-m2", default="2,4,8,16")
     ap.add_argument("--reach-m", default="2,3,5")
     ap.add_argument("--min-area", default="2,4,8")
+    ap.add_argument("--seed-min-max-px", default=str(SeparationSettings().seed_min_max_px),
+                    help="caps of the seed size in pixels to try (the streamed context of the seed filter)")
     ap.add_argument("--top", type=int, default=20, help="Rows of the table (best mean F1 first; the defaults always)")
     a = ap.parse_args()
     root, shared = Path(a.eval_dir), Path(a.shared)
     places = a.places.split(",")
     min_areas = [float(v) for v in a.min_area.split(",")]
     seeds = [{"separate": False}] + [
-        {"separate": True, "score_seed_threshold": t, "seed_min_m2": m, "reach_m": r}
-        for t, m, r in itertools.product(*(map(float, s.split(",")) for s in (a.thresholds, a.seed_min_m2, a.reach_m)))
+        {"separate": True, "score_seed_threshold": t, "seed_min_m2": m, "reach_m": r, "seed_min_max_px": int(c)}
+        for t, m, r, c in itertools.product(*(map(float, s.split(",")) for s in (a.thresholds, a.seed_min_m2,
+                                                                                   a.reach_m, a.seed_min_max_px)))
     ]
     defaults = SeparationSettings()
     print(f"defaults: score_seed_threshold {defaults.score_seed_threshold}, seed_min_m2 {defaults.seed_min_m2}, "
-          f"reach_m {defaults.reach_m}", file=sys.stderr)
+          f"reach_m {defaults.reach_m}, seed_min_max_px {defaults.seed_min_max_px}", file=sys.stderr)
     grid = [dict(s, min_area=m) for s in seeds for m in min_areas]
     table: dict[int, dict[str, tuple[int, int, int]]] = {k: {} for k in range(len(grid))}
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,12 +103,14 @@ def main() -> None:
     print("| setting | " + " | ".join(places) + " | mean F1 |")
     print("|---|" + "---|" * (len(places) + 1))
     d = {"separate": True, "score_seed_threshold": defaults.score_seed_threshold, "seed_min_m2": defaults.seed_min_m2,
-         "reach_m": defaults.reach_m, "min_area": PolygonSettings().min_area}
+         "reach_m": defaults.reach_m, "seed_min_max_px": defaults.seed_min_max_px,
+         "min_area": PolygonSettings().min_area}
     ranked = sorted(table, key=lambda k: -mean_f1(k, places))
     for k in [k for r, k in enumerate(ranked) if r < a.top or grid[k] == d]:
         s = grid[k]
         name = ("no separation" if not s["separate"] else
-                f"seed {s['score_seed_threshold']:g}, min {s['seed_min_m2']:g} m2, reach {s['reach_m']:g} m")
+                f"seed {s['score_seed_threshold']:g}, min {s['seed_min_m2']:g} m2 (<= {s['seed_min_max_px']} px), "
+                f"reach {s['reach_m']:g} m")
         name += f", min-area {s['min_area']:g} m2" + (" (defaults)" if s == d else "")
         cells = " | ".join(f"{f1(*table[k][p]):.3f}" for p in places)
         print(f"| {name} | {cells} | **{mean_f1(k, places):.3f}** |")
