@@ -145,8 +145,8 @@ class StripVectorizer:
         # stage-1 input, the strips' rows: building probability (and the seeds' cut factor) and validity
         cut = {"seed_cut": np.float32} if self._cut_channels else {}
         self._stage1_input = RowBuffer(cx1 - cx0, p_building=np.float32, valid=bool, **cut)
-        # pass 1a's output, pass 1b's input: the same rows with their mask
-        self._masked = RowBuffer(cx1 - cx0, mask=bool, p_building=np.float32, valid=bool, **cut)
+        # pass 1a's output: the mask of the same rows and columns (pass 1b reads both buffers)
+        self._masks = RowBuffer(cx1 - cx0, mask=bool)
         # stage-1 output over the widened columns (rows [0, its end_row) are through stage 1);
         # seed nodes as int32 offsets from the column band's first id
         seeds = {"seeds": np.int32} if self.options.separate else {}
@@ -216,19 +216,20 @@ class StripVectorizer:
         while self._cores_waiting and self._stage1_input.end_row >= min(H, self._cores_waiting[0][1] + m1a):
             a, b = self._cores_waiting.pop(0)
             self._stage1_mask(a, b)
-            next_core = self._cores_waiting[0][0] if self._cores_waiting else self._stage1_input.end_row
-            self._stage1_input.release_before(next_core - m1a)
             self._cores_masked.append((a, b))
             self._run_seeds()
 
     def _run_seeds(self) -> None:
         """Pass 1b on every masked core with ``m1b`` mask rows below it, each followed by stage 2."""
-        H, m1b, m2 = self.height, self._seed_context, self._stage2_context
-        while self._cores_masked and self._masked.end_row >= min(H, self._cores_masked[0][1] + m1b):
+        H, m1a, m1b, m2 = self.height, self._mask_context, self._seed_context, self._stage2_context
+        while self._cores_masked and self._masks.end_row >= min(H, self._cores_masked[0][1] + m1b):
             a, b = self._cores_masked.pop(0)
             self._stage1_seeds(a, b)
-            next_core = self._cores_masked[0][0] if self._cores_masked else self._masked.end_row
-            self._masked.release_before(next_core - m1b)
+            # the next cores of pass 1a and 1b (the one pass 1a makes next starts where the masks end)
+            next_mask = self._cores_waiting[0][0] if self._cores_waiting else self._stage1_input.end_row
+            next_seeds = self._cores_masked[0][0] if self._cores_masked else self._masks.end_row
+            self._masks.release_before(next_seeds - m1b)
+            self._stage1_input.release_before(min(next_mask - m1a, next_seeds - m1b))
             stage1_end = self._stage2_input.end_row
             end = H if stage1_end == H else stage1_end - m2
             if end > self._stage2_end:
@@ -248,13 +249,13 @@ class StripVectorizer:
         opt = self.options
         ctx_row0, ctx = self._with_context(self._stage1_input, a, b, self._mask_context)
         mask = building_mask(ctx["p_building"], ctx["valid"], opt.threshold, opt.sieve_px)
-        core = slice(a - ctx_row0, b - ctx_row0)
-        self._masked.append(mask=mask[core], **{name: rows[core] for name, rows in ctx.items()})
+        self._masks.append(mask=mask[a - ctx_row0 : b - ctx_row0])
 
     def _stage1_seeds(self, a: int, b: int) -> None:
         """Step 3 on the core rows ``[a, b)``: its mask and seed nodes over the widened columns, for stage 2."""
         opt, band = self.options, self._col_band
-        ctx_row0, ctx = self._with_context(self._masked, a, b, self._seed_context)
+        ctx_row0, ctx = self._with_context(self._stage1_input, a, b, self._seed_context)
+        ctx["mask"] = self._masks.rows(ctx_row0, ctx_row0 + len(ctx["valid"]))["mask"]
         core_widened = slice(a - ctx_row0, b - ctx_row0), slice(band.wx0 - band.cx0, band.wx1 - band.cx0)
         out = dict(mask=ctx["mask"][core_widened], p_building=ctx["p_building"][core_widened],
                    valid=ctx["valid"][core_widened])
