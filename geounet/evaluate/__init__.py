@@ -12,8 +12,9 @@ prediction could match both, so they would cap recall. ``keep_contained=True`` c
 Pixel level, with a raster: both sets are rasterized on the raster's grid, strip by strip,
 and compared inside the raster's valid area only.
 
-Modules: :mod:`.matching` (reading footprints, prepared reference footprints, object matching), :mod:`.pixels` (pixel
-counts on a raster's grid), :mod:`.pairs` (one pair's result, pooling several pairs),
+Modules: :mod:`.matching` (reading footprints, prepared reference footprints, object
+matching), :mod:`.pixels` (pixel counts on a raster's grid), :mod:`.pairs` (one pair's
+result, pooling several pairs),
 :mod:`.report` (table and JSON for stdout). The ratios themselves are
 :mod:`geounet.metrics`, shared with training.
 """
@@ -25,6 +26,6 @@ from .pairs import PairResult, evaluate, evaluate_pair
 from .pixels import pixel_counts, pixel_scores
 
 __all__ = [
-    "PairResult", "ReferenceFootprints", "evaluate", "evaluate_pair", "match_objects", "metric_crs", "pixel_counts", "pixel_scores",
-    "read_footprints",
+    "PairResult", "ReferenceFootprints", "evaluate", "evaluate_pair", "match_objects", "metric_crs", "pixel_counts",
+    "pixel_scores", "read_footprints",
 ]

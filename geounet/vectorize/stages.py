@@ -5,9 +5,10 @@ around it, and says how much context makes its result on the core **identical to
 whole-raster computation**; the driver (:class:`~geounet.vectorize.stream.StripVectorizer`)
 provides that much. Stage 1: :func:`building_mask` (steps 1-2, pass 1a, ``m1a`` =
 ``VectorizeOptions.mask_margin`` context rows of probabilities), :func:`seed_pixels` and
-:func:`drop_small_components` (step 3, pass 1b, ``m1b`` = ``seed_reach`` context rows of mask). Stage 2 (``m2`` = ``instance_margin`` context rows
-of stage-1 output): :func:`grow_seeds` (step 4), :func:`label_instances` (step 5),
-:func:`label_polygons` and :func:`label_sums` (step 6).
+:func:`drop_small_components` (step 3, pass 1b, ``m1b`` = ``seed_reach`` context rows of mask and
+probabilities). Stage 2 (``m2`` = ``instance_margin`` context rows of stage-1 output):
+:func:`grow_seeds` (step 4), :func:`label_instances` (step 5), :func:`label_polygons` and
+:func:`label_sums` (step 6).
 
 scipy is imported inside the functions, not at import: it costs 0.2 s of start-up.
 """
