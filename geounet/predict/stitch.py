@@ -194,9 +194,10 @@ class StripStitcher:
         )
         self._inv_x = (1.0 / self.cols.weights(self.x0, self.x1)).astype(np.float32)
         self.channels = channels
-        lead = () if channels is None else (int(channels),)
-        # channels first: each channel's rows are contiguous, and a channel is a cheap view
-        self._buf = np.zeros(lead + (min(self.rows.size, self.height), self.x1 - self.x0), dtype=np.float32)
+        # the accumulator (one window-row's rows), made on first use and freed once the last row is
+        # out: a raster's stitchers are all made up front, one per column band, but only the band
+        # being stitched holds one (four 5,000 px bands of three channels held 100 MB more otherwise)
+        self._buf: np.ndarray | None = None
         self._base = 0  # raster row of buffer row 0
         self._next = 0  # next window-row to hand out: the only one that can receive windows
         self._done = 0  # windows of window-row ``_next`` added or skipped
@@ -220,6 +221,14 @@ class StripStitcher:
         if i != self._next:
             raise RuntimeError(f"window-row {i} arrived while row {self._next} is still open")
 
+    def _buffer(self) -> np.ndarray:
+        """The accumulator, made when first needed."""
+        if self._buf is None:
+            lead = () if self.channels is None else (int(self.channels),)
+            # channels first: each channel's rows are contiguous, and a channel is a cheap view
+            self._buf = np.zeros(lead + (min(self.rows.size, self.height), self.x1 - self.x0), dtype=np.float32)
+        return self._buf
+
     def add(self, i: int, j: int, probs: np.ndarray) -> None:
         """Add window (i, j): ``probs`` covers the whole window, parts outside the raster or band are ignored."""
         self._check(i)
@@ -233,7 +242,8 @@ class StripStitcher:
         a, b = max(c0, self.x0), min(c1, self.x1)
         if b > a:
             inside = probs[..., ry : ry + r1 - r0, cx + a - c0 : cx + b - c0]
-            self._buf[..., r0 - self._base : r1 - self._base, a - self.x0 : b - self.x0] += inside * w[:, a - c0 : b - c0]
+            buf = self._buffer()
+            buf[..., r0 - self._base : r1 - self._base, a - self.x0 : b - self.x0] += inside * w[:, a - c0 : b - c0]
         self._done += 1
 
     def skip(self, i: int, j: int) -> None:
@@ -250,16 +260,19 @@ class StripStitcher:
             row0 = max(offsets[i], 0)
             row1 = offsets[i + 1] if i + 1 < len(offsets) else self.height
             n = row1 - row0
-            out = self._buf[..., :n, :] * (1.0 / self.rows.weights(row0, row1)).astype(np.float32)[:, None]
+            buf = self._buffer()  # (a window-row of skipped windows adds nothing: its rows are zeros)
+            out = buf[..., :n, :] * (1.0 / self.rows.weights(row0, row1)).astype(np.float32)[:, None]
             out *= self._inv_x[None, :]
-            # shift the buffer up by n rows; rows below the last window stay zero
-            keep = self._buf.shape[-2] - n
-            if keep > 0:
-                self._buf[..., :keep, :] = self._buf[..., n:, :]
-            self._buf[..., keep:, :] = 0.0
             self._base = row1
             self._next += 1
             self._done = 0
+            if self.finished:
+                self._buf = None
+            else:  # shift the buffer up by n rows; rows below the last window stay zero
+                keep = buf.shape[-2] - n
+                if keep > 0:
+                    buf[..., :keep, :] = buf[..., n:, :]
+                buf[..., keep:, :] = 0.0
             yield i, row0, out
 
     @property
