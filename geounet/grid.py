@@ -219,13 +219,21 @@ def column_bands(width: int, max_width: int, align: int = 256) -> list[tuple[int
 
 
 def column_bands_with_context(width: int, max_width: int, align: int, context: int) -> list[ColumnBand]:
-    """:func:`column_bands`, each widened by ``context`` columns on both sides, clipped to the raster.
+    """Column bands whose columns, ``context`` included, are at most ``max_width`` wide (at least one
+    ``align`` step plus context where ``2 * context`` leaves less).
 
-    Formula: ``cx0 = max(0, x0 - context)``, ``cx1 = min(width, x1 + context)``: the columns a
-    band's vectoriser needs around its own so that its result is exactly the whole raster's.
+    Formula: one band when ``width <= max_width``; otherwise :func:`column_bands` of at most
+    ``core = max(align, floor((max_width - 2 * context) / align) * align)`` columns (a multiple of
+    ``align``, so its rounding never widens a band past it), each widened to
+    ``cx0 = max(0, x0 - context)``, ``cx1 = min(width, x1 + context)``: the columns a band's
+    vectoriser needs around its own so that its result is exactly the whole raster's. Counting
+    the context in keeps every raster's strips (and so predict's memory) within ``max_width``
+    columns, however wide the raster: with bands of ``max_width`` plus context, a 20,000 px
+    raster's strips were 13% wider than a 5,000 px raster's, and a 40,000 px raster's 31%.
     """
+    core = max_width if width <= max_width else max(align, (max_width - 2 * context) // align * align)
     return [ColumnBand(x0, x1, max(0, x0 - context), min(width, x1 + context))
-            for x0, x1 in column_bands(width, max_width, align)]
+            for x0, x1 in column_bands(width, core, align)]
 
 
 def area_px(area_m2: float, pixel_m: float, *, least: int, most: int | None = None) -> int:

@@ -39,13 +39,22 @@ def test_a_crop_puts_its_inner_windows_where_the_whole_raster_has_them(dy):
     crop = lattice_offsets(length - dy - 700, size, stride, first + dy, m)
     inner = [first + dy + o for o in crop if o > size and o + size < length - dy - 700 - size]
     assert inner and set(inner) <= whole
-@pytest.mark.parametrize("width,max_width,context", [(700, 200, 24), (5000, 8192, 50), (20000, 6144, 100)])
+@pytest.mark.parametrize("width,max_width,context", [(700, 200, 24), (5000, 8192, 50), (20000, 6144, 100),
+                                                    (20000, 5632, 331), (40000, 5632, 331), (5632, 5632, 331)])
 def test_column_bands_with_context_widen_each_band_inside_the_raster(width, max_width, context):
-    bands = column_bands_with_context(width, max_width, 256 if width > 1000 else 64, context)
-    assert [(b.x0, b.x1) for b in bands] == column_bands(width, max_width, 256 if width > 1000 else 64)
+    align = 256 if width > 1000 else 64
+    bands = column_bands_with_context(width, max_width, align, context)
+    core = max_width if width <= max_width else (max_width - 2 * context) // align * align
+    assert [(b.x0, b.x1) for b in bands] == column_bands(width, core, align)
     for b in bands:
         assert isinstance(b, ColumnBand)
         assert b.cx0 == max(0, b.x0 - context) and b.cx1 == min(width, b.x1 + context)
+        assert b.cx1 - b.cx0 <= max_width  # context included: strips no wider than max_width, whatever the raster
+
+
+def test_column_bands_keep_one_alignment_step_when_the_context_fills_the_width():
+    bands = column_bands_with_context(700, 64, 256, 100)  # 64 - 2 * 100 < 0: bands of one step each
+    assert [(b.x0, b.x1) for b in bands] == [(0, 256), (256, 512), (512, 700)]
 
 
 @pytest.mark.parametrize("px", [0.05, 0.132, 0.2, 0.6, 2.0, 30.0])

@@ -71,10 +71,11 @@ class WindowSettings:
              "depends on the cross-fade's width in pixels (the model's reach), not on the window's size "
              "(docs/benchmarks.md, 'Seams versus overlap').")
     band_width: int = setting(
-        6144, "Rasters wider than this many pixels go through in column bands at most this wide, so memory "
-              "does not grow with the width either (a 20,000 px raster then needs about what a 5,000 px one "
-              "does); windows reaching over a column-band border run for both bands: 57 window-columns "
-              "instead of 52 at 20,000 px.")
+        5632, "Rasters wider than this many pixels go through in column bands whose strips, the "
+              "vectoriser's context columns included, are at most this wide, so memory does not grow with "
+              "the width either (a 20,000 px raster: five bands of 4,096 px plus context, strips 4,758 px "
+              "wide, against one 5,000 px strip for a 5,000 px raster); windows reaching over a column-band "
+              "border run for both bands: 64 window-columns instead of 52 at 20,000 px.")
 
 
 @dataclass(frozen=True, kw_only=True)
