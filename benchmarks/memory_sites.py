@@ -21,15 +21,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from rss_trace import vm_rss_mb  # this folder
+
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main(argv=None) -> int:
@@ -48,7 +42,7 @@ def main(argv=None) -> int:
 
     def sample() -> None:
         while not done.wait(1.0):
-            t, r = time.perf_counter() - t0, rss_mb()
+            t, r = time.perf_counter() - t0, vm_rss_mb()
             trajectory.append((t, r, tracemalloc.get_traced_memory()[0] / 2**20))
             if t > 30 and r > peak["rss"] + 5:
                 peak.update(rss=r, t=t, snapshot=tracemalloc.take_snapshot())

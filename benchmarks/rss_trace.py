@@ -17,6 +17,18 @@ import sys
 import time
 
 
+def vm_rss_mb(pid: int | str = "self") -> float | None:
+    """Resident memory of process ``pid`` in MB (VmRSS of ``/proc/PID/status``); None once it has ended."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # ended between the caller's check and the read
+        pass
+    return None
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -26,13 +38,9 @@ def main(argv: list[str]) -> int:
     samples: list[tuple[float, float]] = []
     t0 = time.perf_counter()
     while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS"):
-                        samples.append((time.perf_counter() - t0, int(line.split()[1]) / 1024))
-        except OSError:  # ended between poll and open
-            pass
+        rss = vm_rss_mb(proc.pid)
+        if rss is not None:
+            samples.append((time.perf_counter() - t0, rss))
         time.sleep(every)
     out = proc.stdout.read().decode().strip().splitlines()
     print(out[-1] if out else "")
