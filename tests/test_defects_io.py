@@ -228,3 +228,31 @@ def test_one_corrupt_raster_does_not_stop_a_batch(batch, tmp_path):
     assert res.exit_code == 1 and res.stdout == ""
     res = _invoke("predict", truncated, "-o", tmp_path / "one.geojson", "--model", ckpt)  # one input: its error
     _one_line_error(res, "truncated.tif: cannot read raster")
+
+
+def _gdal_cache_max() -> int:
+    """GDAL's block cache size in bytes, asked of the GDAL library rasterio loaded (GDALGetCacheMax64)."""
+    import ctypes
+    import ctypes.util
+    import glob
+
+    import rasterio
+
+    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*"))  # pip wheels
+    lib = ctypes.CDLL(libs[0] if libs else ctypes.util.find_library("gdal"))  # the one already loaded
+    lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    return lib.GDALGetCacheMax64()
+
+
+def test_gdal_cache_setting_is_in_megabytes_and_restored_afterwards():
+    """``gdal_env(64)`` gives GDAL a 64 MiB block cache. rasterio passes an integer GDAL_CACHEMAX to
+    GDALSetCacheMax64, in bytes: predict's "64 MB" was a 64-byte cache, so a resampled raster's source
+    blocks were decoded again for every block of the warped view (r5000: 5.4 s of reading instead of 1.6)."""
+    from geounet.io.raster import gdal_env
+
+    before = _gdal_cache_max()
+    with gdal_env(64):
+        assert _gdal_cache_max() == 64 * 2**20
+    with gdal_env(None):
+        assert _gdal_cache_max() == before
+    assert _gdal_cache_max() == before

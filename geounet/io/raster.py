@@ -238,7 +238,10 @@ def gdal_env(cache_mb: int | None = None, *, internal_mask: bool = False) -> ras
     """
     options = {k: v for k, v in REMOTE_OPTIONS.items() if k not in os.environ}
     if cache_mb is not None:
-        options["GDAL_CACHEMAX"] = cache_mb
+        # rasterio hands an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes (GDAL's own
+        # "64 means MB" rule is for the text option only): 64 here was a 64-byte cache until 2026-11-30,
+        # which made every resampled read decode its source blocks again (3.4x slower)
+        options["GDAL_CACHEMAX"] = int(cache_mb) * 2**20
     if internal_mask:
         options["GDAL_TIFF_INTERNAL_MASK"] = True
     return rasterio.Env(**options)
