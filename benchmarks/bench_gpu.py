@@ -168,7 +168,7 @@ def predict_once(raster: Path, model: Path | None, device: str, folder: Path, ti
     if res.returncode != 0:
         return {"status": f"failed (exit {res.returncode})", "stderr_tail": res.stderr[-2000:]}
     out = json.loads(res.stdout.strip().splitlines()[-1]) | gpu
-    return out | {"status": "ok", "wall_seconds": wall, "mpx_per_s": out["pixels"] / 1e6 / out["seconds"],
+    return out | {"status": "ok", "wall_seconds": wall, "mpx_per_s": out["raster_pixels"] / 1e6 / out["seconds"],
                   "model_share": out["model_seconds"] / out["seconds"]}
 
 

@@ -58,16 +58,23 @@ def child_geounet(args) -> dict:
     """One ``geounet predict`` through the library, in this (child) process."""
     from geounet.predict import PredictConfig, predict
 
+    import rasterio
+
     out = Path(args.out)
     cfg = PredictConfig(
         inputs=[args.raster], output=out, model_path=args.model, probs=args.probs, device=args.device,
         tile_size=args.tile, overlap=args.overlap, batch_size=args.batch, overwrite=True, progress=False,
+        pixel_size=args.pixel_size,
     )
     r = predict(cfg).rasters[0]
     if r.error is not None:
         raise SystemExit(r.error)
+    with rasterio.open(args.raster) as src:
+        raster_pixels = src.width * src.height
+    # raster_pixels: the input's own pixels (throughput is per raster pixel); pixels: the grid the model
+    # ran on, fewer when --pixel-size auto resamples fine imagery to a coarser model (or more)
     out = {
-        "pixels": r.pixels, "seconds": r.seconds, "model_seconds": r.model_seconds, "windows": r.windows,
+        "raster_pixels": raster_pixels, "pixels": r.pixels, "seconds": r.seconds, "model_seconds": r.model_seconds, "windows": r.windows,
         "windows_run": r.windows_run, "polygons": r.n_polygons, "peak_rss_mb": peak_rss_mb(),
     }
     import torch
@@ -119,7 +126,7 @@ def child_monai(args) -> dict:
         )
     mask = (probs[0, 0] >= 0.5).numpy()
     seconds = time.perf_counter() - t0
-    out = {"pixels": int(mask.size), "seconds": seconds, "model_seconds": model_time, "peak_rss_mb": peak_rss_mb()}
+    out = {"raster_pixels": int(mask.size), "pixels": int(mask.size), "seconds": seconds, "model_seconds": model_time, "peak_rss_mb": peak_rss_mb()}
     if args.compare:
         with rasterio.open(args.compare) as p:
             ours = p.read(1) >= 128
@@ -174,10 +181,14 @@ def km2_per_hour(mpx_per_s: float, pixel_m: float) -> float:
     return mpx_per_s * 3600.0 * pixel_m * pixel_m
 
 
-def model_pixel_size() -> float:
-    from geounet.model.checkpoint import checkpoint_info, read_checkpoint
+def raster_pixel_size(raster: str) -> float:
+    """The raster's own ground pixel size in metres (what km²/h of raster is counted at)."""
+    import rasterio
 
-    return checkpoint_info(read_checkpoint(None)).preprocessing.pixel_size_m or 0.132
+    from geounet.io.raster import pixel_size_m
+
+    with rasterio.open(raster) as src:
+        return pixel_size_m(src)
 
 
 def row(cells) -> str:
@@ -185,7 +196,7 @@ def row(cells) -> str:
 
 
 def bench_throughput(args) -> list[dict]:
-    px = model_pixel_size()
+    px = raster_pixel_size(args.raster[0])
     results = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -201,7 +212,7 @@ def bench_throughput(args) -> list[dict]:
                "model % of command", "command s", "peak RSS MB"]))
     print(row(["---"] * 9))
     for r in results:
-        mpx = r["pixels"] / 1e6
+        mpx = r["raster_pixels"] / 1e6
         rate = mpx / r["seconds"]
         print(row([r["name"], f"{mpx:.1f}", f"{r['seconds']:.1f}", f"{rate:.2f}", f"{km2_per_hour(rate, px):.0f}",
                    f"{100 * r['model_seconds'] / r['seconds']:.1f}", f"{100 * r['model_seconds'] / r['wall_seconds']:.1f}",
@@ -221,9 +232,9 @@ def bench_memory(args) -> list[dict]:
     print(row(["raster", "pixels", "buildings", "predict s", "Mpx/s", "model % of command", "peak RSS MB"]))
     print(row(["---"] * 7))
     for r in results:
-        side = int(round(r["pixels"] ** 0.5))
+        side = int(round(r["raster_pixels"] ** 0.5))
         print(row([Path(r["raster"]).name, f"{side} x {side}", r["polygons"], f"{r['seconds']:.1f}",
-                   f"{r['pixels'] / 1e6 / r['seconds']:.2f}", f"{100 * r['model_seconds'] / r['wall_seconds']:.1f}",
+                   f"{r['raster_pixels'] / 1e6 / r['seconds']:.2f}", f"{100 * r['model_seconds'] / r['wall_seconds']:.1f}",
                    f"{r['peak_rss_mb']:.0f}"]))
     return results
 
@@ -232,8 +243,11 @@ def bench_monai(args) -> list[dict]:
     raster = args.raster[0]
     with tempfile.TemporaryDirectory() as d:
         probs = Path(d) / "p.tif"
+        # MONAI runs on the raster's own pixels: so does geounet here (--pixel-size native), so both
+        # compute the same pixels and the masks can be compared pixel for pixel
         ours = run_child("geounet", raster, out=Path(d) / "b.gpkg", probs=probs, device=args.device,
-                         tile=args.tile, overlap=args.overlap, batch=args.batch, model=args.model)
+                         tile=args.tile, overlap=args.overlap, batch=args.batch, model=args.model,
+                         **{"pixel-size": "native"})
         peer = run_child("monai", raster, device=args.device, tile=args.tile, batch=args.batch, model=args.model,
                          compare=probs)
     ours["name"] = "geounet predict (streaming; + --probs GeoTIFF + polygons)"
@@ -243,7 +257,7 @@ def bench_monai(args) -> list[dict]:
     print(row(["---"] * 5))
     for r in (ours, peer):
         print(row([r["name"], f"{r['wall_seconds']:.1f}", f"{r['model_seconds']:.1f}",
-                   f"{r['pixels'] / 1e6 / r['wall_seconds']:.2f}", f"{r['peak_rss_mb']:.0f}"]))
+                   f"{r['raster_pixels'] / 1e6 / r['wall_seconds']:.2f}", f"{r['peak_rss_mb']:.0f}"]))
     print(f"\nMask IoU, MONAI vs geounet: {peer.get('iou_vs_geounet', float('nan')):.4f}")
     return [ours, peer]
 
@@ -263,6 +277,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--probs", default=None)
     ap.add_argument("--compare", default=None)
+    ap.add_argument("--pixel-size", default=None,
+                    help="predict's --pixel-size (auto, native or metres; default: predict's own, auto)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = ap.parse_args(argv)
     if args.what == "_geounet":

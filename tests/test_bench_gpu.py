@@ -25,7 +25,7 @@ def test_gpu_benchmark_dry_run_on_cpu(tmp_path):
     (alone,) = report["model_alone"]
     assert alone["width"] == 8 and alone["tile"] == 64 and alone["mpx_per_s"] > 0
     (run,) = report["predict"]
-    assert run["status"] == "ok" and run["pixels"] == 300 * 300 and run["windows_run"] >= 1
+    assert run["status"] == "ok" and run["raster_pixels"] == 300 * 300 and run["windows_run"] >= 1
     assert 0 < run["model_share"] <= 1 and run["mpx_per_s"] > 0 and run["peak_rss_mb"] > 0
     md = (out / "gpu_bench.md").read_text()
     assert "## Model alone" in md and "| 8 | 1 | 64 |" in md

@@ -87,10 +87,13 @@ def test_missing_checkpoint(tmp_path):
 def test_bundled_models_by_name(tmp_path, monkeypatch):
     from geounet.model.checkpoint import bundled_models, load_model, model_path
 
-    assert {"default", "multiscale"} <= set(bundled_models())
-    _, info = load_model("multiscale")
+    assert {"default", "fine-0.14m", "multiscale"} <= set(bundled_models())
+    _, info = load_model(None)
     assert info.preprocessing.pixel_size_range_m == (0.2, 0.5)  # trained across drone to satellite pixels
-    assert model_path("multiscale").name == "multiscale.pt"
+    _, info = load_model("fine-0.14m")
+    assert info.preprocessing.pixel_size_range_m is None and info.preprocessing.pixel_size_m < 0.15
+    assert model_path("fine-0.14m").name == "fine-0.14m.pt"
+    assert model_path("multiscale") == model_path(None)  # the old name of the default's recipe
     monkeypatch.chdir(tmp_path)
     (tmp_path / "multiscale").write_bytes(b"not a model")  # a file of that name here wins
     assert model_path("multiscale") == Path("multiscale")

@@ -46,7 +46,7 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes (default: 1).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--init", default=None, metavar="MODEL",
-              help="Fine-tune: start from a bundled model (default, multiscale) or a checkpoint file instead of "
+              help="Fine-tune: start from a bundled model (default, fine-0.14m) or a checkpoint file instead of "
                    "random weights; its architecture, bands, normalisation and pixel size are kept.")
 @click.option("--freeze-encoder", is_flag=True, help="With --init: train only the decoder; the encoder stays as it was.")
 @seed_opt

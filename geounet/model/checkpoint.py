@@ -26,6 +26,9 @@ from .unet import UNet, build_model
 FORMAT = "geounet-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_MODEL = "default.pt"
+# names that still work after the model they named became another: ``multiscale`` was the all-places,
+# 0.2-0.5 m recipe's model before it became the default (2026-11-30)
+MODEL_ALIASES = {"multiscale": "default"}
 
 
 def default_model_path() -> Path:
@@ -34,19 +37,21 @@ def default_model_path() -> Path:
 
 
 def bundled_models() -> list[str]:
-    """Names of the models shipped inside the package (``default``, ``multiscale``, ...)."""
-    return sorted(p.name[:-3] for p in resources.files("geounet").joinpath("models").iterdir() if p.name.endswith(".pt"))
+    """Names of the models shipped inside the package (``default``, ``fine-0.14m``) and their aliases."""
+    files = [p.name[:-3] for p in resources.files("geounet").joinpath("models").iterdir() if p.name.endswith(".pt")]
+    return sorted(set(files) | {alias for alias, name in MODEL_ALIASES.items() if name in files})
 
 
 def model_path(name_or_path: str | os.PathLike | None) -> Path:
     """The checkpoint file for ``--model``: None is the default model, a bare name of a bundled
-    model (``multiscale``) is that model, anything else a path. A file of that name in the working
-    folder wins over a bundled model of the same name."""
+    model (``fine-0.14m``, or an alias such as ``multiscale``) is that model, anything else a path. A
+    file of that name in the working folder wins over a bundled model of the same name."""
     if name_or_path is None:
         return default_model_path()
     p = Path(name_or_path)
     if not p.exists() and str(name_or_path) in bundled_models():
-        return Path(str(resources.files("geounet") / "models" / f"{name_or_path}.pt"))
+        name = MODEL_ALIASES.get(str(name_or_path), str(name_or_path))
+        return Path(str(resources.files("geounet") / "models" / f"{name}.pt"))
     return p
 
 

@@ -143,7 +143,10 @@ class ReadSettings:
     pixel_size: str | float | None = setting(
         "auto", "Resample on the fly to this ground pixel size; auto: the model's, when the raster's is "
                 "over 20% off.")
-    gdal_cache_mb: int = setting(64, "GDAL block cache in MB while predicting.")
+    gdal_cache_mb: int = setting(
+        32, "GDAL block cache in MB while predicting: what a resampled read (--pixel-size) needs to decode each "
+            "source block once (about two block-rows of the source under a column band); native reads decode "
+            "each block once without it.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,7 +199,7 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
         metadata={"doc": "Vector file (.geojson, .gpkg, .fgb, .parquet, or .osm: OpenStreetMap XML for JOSM); "
                          "with several inputs, a folder."})
     model_path: str | os.PathLike | None = setting(
-        None, "Checkpoint (.pt) to use, or the name of a bundled model (multiscale); default: the "
+        None, "Checkpoint (.pt) to use, or the name of a bundled model (fine-0.14m); default: the "
               "default model bundled with geounet.")
     mosaic: bool = setting(
         False, "Read the INPUT rasters as one (adjacent tiles of one pixel grid: same CRS, pixel size, bands "
