@@ -14,6 +14,10 @@ at IoU 0.5, pixel IoU). Every training uses --epochs 100000 so the time budget d
 checkpoint by (two validation windows picked the first epoch's model every time), so the model scored
 is the one at the end of the schedule (last.pt). Run it alone on the machine:
 the budgets are wall-clock minutes. Prints a Markdown table on stdout; everything it made is in --out.
+
+--init must be a model that never saw PLACE for the numbers to mean "your own town": the bundled default
+was trained on every shared place, so for a shared place pass a leave-one-place-out model of its recipe
+(``--init runs/lopo80/without-PLACE/best.pt``, scripts/lopo_train.sh).
 """
 
 from __future__ import annotations
