@@ -338,3 +338,43 @@ def test_column_bands_give_the_same_result_as_one_band(tmp_path):
     np.testing.assert_allclose(a["area_m2"], b["area_m2"], rtol=1e-6)
     np.testing.assert_allclose(a["score"], b["score"], atol=1e-3)
     assert all(x.symmetric_difference(y).area < 1e-6 for x, y in zip(a.geometry, b.geometry))
+
+
+def test_scaled_raster_reads_the_same_pixels_in_pieces_as_whole(tmp_path):
+    """``--pixel-size`` reads through :class:`~geounet.io.raster.ScaledRaster` (GDAL's RasterIO resampling
+    with floating-point source windows): strips and windows read in pieces must give the pixels of one
+    whole read, or the streamed pipeline would draw seams at strip borders; and the pixels are those of
+    the bilinear ``WarpedVRT`` predict used before, within 1 of 255 levels."""
+    from affine import Affine
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window
+
+    from geounet.io.raster import ScaledRaster
+
+    with rasterio.open(SHARED_DATA / "banepa" / "banepa.tif") as src:  # real imagery, 0.132 m
+        img = src.read(window=Window(1024, 1024, 700, 640))
+    valid = np.ones(img.shape[1:], bool)
+    valid[:, :90] = False  # an edge of no-data
+    valid[500:, 300:] = False
+    tif = write_raster(tmp_path / "r.tif", img, transform=Affine(0.132, 0, 500000.0, 0, -0.132, 4000000.0),
+                       valid=valid, block=256)
+    with rasterio.open(tif) as src:
+        scaled = ScaledRaster(src, 462, 422)  # 0.2 m
+        assert scaled.transform.a == pytest.approx(0.132 * 700 / 462) and scaled.crs == src.crs
+        whole, mask = scaled.read([1, 2, 3]), scaled.dataset_mask()
+        rows, cols = [0, 37, 129, 256, 300, 422], [0, 55, 200, 333, 462]
+        for r0, r1 in zip(rows, rows[1:]):
+            for c0, c1 in zip(cols, cols[1:]):
+                w = Window(c0, r0, c1 - c0, r1 - r0)
+                assert np.array_equal(scaled.read([1, 2, 3], window=w), whole[:, r0:r1, c0:c1]), (r0, c0)
+                assert np.array_equal(scaled.dataset_mask(window=w), mask[r0:r1, c0:c1]), (r0, c0)
+        assert 0.3 < (mask > 0).mean() < 0.9  # the no-data came along
+        with WarpedVRT(src, crs=src.crs, transform=scaled.transform, width=462, height=422,
+                       resampling=rasterio.enums.Resampling.bilinear) as vrt:
+            warped = vrt.read([1, 2, 3])
+    inner = (mask > 0)
+    inner[:, :1 + int(np.argmax(inner.any(axis=0)))] = False  # the column at the no-data edge blends differently
+    diff = np.abs(warped.astype(int) - whole.astype(int))[:, inner]
+    assert (diff <= 1).mean() > 0.999
+    with pytest.raises(AttributeError):
+        scaled.index  # a grid-dependent attribute it does not know is not passed through to the source

@@ -94,8 +94,9 @@ def test_full_cog_fetches_each_byte_once_and_matches_local(served, tmp_path):
 
 
 def test_resampled_cog_fetches_each_byte_once(served, tmp_path):
-    """Through a WarpedVRT (the model's 0.2 m from 0.13 m pixels): GDAL's parallel multi-range reads
-    bypassed /vsicurl/'s cache and fetched 12.7x the file; serial ones through the cache fetch it once."""
+    """Resampled (the model's 0.2 m from 0.13 m pixels; a WarpedVRT then, GDAL's RasterIO resampling now):
+    GDAL's parallel multi-range reads bypassed /vsicurl/'s cache and fetched 12.7x the file; serial ones
+    through the cache fetch it once."""
     server, root, model = served
     server.reset()
     res = _predict([server.url("full.tif"), "-o", str(tmp_path / "o.geojson"), "--model", str(model)])

@@ -16,7 +16,6 @@ from affine import Affine
 from pyproj import Geod, Transformer
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..errors import GeounetError, InputError
@@ -183,28 +182,92 @@ def read_window(
     return data, valid
 
 
+class ScaledRaster:
+    """``src`` seen on a grid of ``width`` x ``height`` pixels over the same extent: each pixel covers
+    ``fx`` x ``fy`` source pixels (``fx = src.width / width``), in the source's own CRS and pixel axes.
+
+    Reads go straight to GDAL's RasterIO with a floating-point source window and an output shape
+    (bilinear for the image, nearest for the validity mask), which is what a ``WarpedVRT`` of the same
+    grid computes, without the warper: the warped VRT re-derived each 128-row block of its own from the
+    source, which cost 6x the reading of the same pixels this way (r5000 at 0.2 m: 1.6 s against 0.25 s).
+
+    Exactness: a pixel's value depends only on where it lies, not on the window it is read in (GDAL's
+    kernel reads past a window's edge wherever the raster goes on), so strips and windows read in
+    pieces give the pixels of one whole read, as the streamed pipeline needs: tested in
+    ``tests/test_predict.py``. Against a bilinear ``WarpedVRT`` of the same grid, pixels differ by at
+    most 1 of 255 levels, in about one pixel in a million (real Banepa imagery at 0.132 -> 0.2 m).
+
+    Everything that does not depend on the grid (CRS, bands, data types, colour interpretation, mask
+    flags, nodata, name) is the source's; nothing else is passed through, so a use this class does not
+    know fails loudly instead of reading the source's grid.
+    """
+
+    _SAME = ("crs", "count", "dtypes", "indexes", "colorinterp", "nodata", "nodatavals", "mask_flag_enums",
+             "name", "descriptions", "closed", "driver", "files")
+
+    def __init__(self, src: rasterio.io.DatasetReader, width: int, height: int):
+        self.src, self.width, self.height = src, int(width), int(height)
+        self.fx, self.fy = src.width / self.width, src.height / self.height
+        self.transform = src.transform @ Affine.scale(self.fx, self.fy)
+        bh, bw = src.block_shapes[0] if src.block_shapes else (1, src.width)
+        # the source's blocks on this grid (reads aligned to them decode each source block about once)
+        self.block_shapes = [(max(1, round(bh / self.fy)), max(1, round(bw / self.fx)))] * src.count
+
+    def __getattr__(self, name: str):
+        if name in ScaledRaster._SAME:
+            return getattr(self.src, name)
+        raise AttributeError(f"{type(self).__name__} has no {name!r}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def bounds(self):
+        return self.src.bounds
+
+    def _source_window(self, window: Window | None) -> tuple[Window, tuple[int, int]]:
+        """The source window under ``window`` of this grid (floating point), and ``window``'s shape."""
+        if window is None:
+            window = Window(0, 0, self.width, self.height)
+        w = Window(window.col_off * self.fx, window.row_off * self.fy, window.width * self.fx,
+                   window.height * self.fy)
+        return w, (int(round(window.height)), int(round(window.width)))
+
+    def read(self, indexes=None, window: Window | None = None, out_dtype=None, **kw) -> np.ndarray:
+        """Bands of ``window`` of this grid: bilinear from the source (``src.read``'s other options refused)."""
+        if kw:
+            raise TypeError(f"{type(self).__name__}.read does not take {sorted(kw)}")
+        src_window, shape = self._source_window(window)
+        if indexes is None:
+            indexes = list(self.src.indexes)
+        out_shape = (len(indexes), *shape) if not isinstance(indexes, int) else shape
+        return self.src.read(indexes, window=src_window, out_shape=out_shape, out_dtype=out_dtype,
+                             resampling=Resampling.bilinear)
+
+    def dataset_mask(self, window: Window | None = None, out_shape: tuple[int, int] | None = None,
+                     boundless: bool = False) -> np.ndarray:
+        """GDAL's dataset mask of ``window`` of this grid (nearest), as ``src.dataset_mask`` gives it."""
+        if boundless:
+            raise TypeError(f"{type(self).__name__}.dataset_mask does not read boundless")
+        src_window, shape = self._source_window(window)
+        return self.src.dataset_mask(window=src_window, out_shape=out_shape or shape)
+
+
 @contextlib.contextmanager
 def resampled(src: rasterio.io.DatasetReader, pixel_size: float | None = None):
     """``src`` resampled on the fly to ``pixel_size`` metres (``src`` itself when None or within 1%).
 
-    Resampling uses a ``WarpedVRT`` in the raster's own CRS with the pixel scaled by
-    ``f = pixel_size / native ground pixel`` (bilinear), so the model sees imagery at the
-    scale it was trained at; the validity mask comes along as the VRT's alpha band. Same
-    extent, whole pixels: ``round(width / f)`` x ``round(height / f)`` pixels, so the pixel is
-    ``f`` times larger up to the rounding of the sides.
+    The pixel is scaled by ``f = pixel_size / native ground pixel`` in the raster's own CRS
+    (:class:`ScaledRaster`: bilinear image, nearest validity), so the model sees imagery at the
+    scale it was trained at. Same extent, whole pixels: ``round(width / f)`` x ``round(height / f)``
+    pixels, so the pixel is ``f`` times larger up to the rounding of the sides.
     """
     f = pixel_size / pixel_size_m(src) if pixel_size else 1.0
     if abs(f - 1.0) < 0.01:
         yield src
         return
-    width, height = max(1, round(src.width / f)), max(1, round(src.height / f))
-    transform = src.transform @ Affine.scale(src.width / width, src.height / height)
-    # The validity mask travels as the VRT's alpha band; a source with an alpha band of its
-    # own (RGBA drone orthophotos) already brings one, and GDAL refuses a second.
-    has_alpha = any(ci == ColorInterp.alpha for ci in src.colorinterp)
-    with WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height,
-                   resampling=Resampling.bilinear, add_alpha=not has_alpha) as vrt:
-        yield vrt
+    yield ScaledRaster(src, max(1, round(src.width / f)), max(1, round(src.height / f)))
 
 
 # How remote rasters are read (``/vsicurl/``: https, s3, ...); each can be overridden in the environment.
