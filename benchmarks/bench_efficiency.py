@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_predict import machine, row  # noqa: E402
+from bench_predict import machine, raster_pixels, row  # noqa: E402
 
 HERE = Path(__file__).resolve()
 
@@ -77,11 +77,8 @@ def predict_command(raster: str, model: str | None, folder: Path) -> dict:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
     tile = int(re.search(r"windows (\d+) px", res.stderr).group(1))
     m = re.search(r"\(([\d.]+) Mpx in ([\d.]+) s, [\d.]+ Mpx/s; (\d+) of (\d+) windows run", res.stderr)
-    import rasterio
-
-    with rasterio.open(raster) as src:  # the input's own pixels; "mpx" is the grid the model ran on
-        raster_mpx = src.width * src.height / 1e6
-    return {"command_seconds": wall, "mpx": float(m.group(1)), "raster_mpx": raster_mpx,
+    # "raster_mpx": the input's own pixels; "mpx": the grid the model ran on
+    return {"command_seconds": wall, "mpx": float(m.group(1)), "raster_mpx": raster_pixels(raster) / 1e6,
             "predict_seconds": float(m.group(2)), "windows_run": int(m.group(3)), "tile": tile}
 
 

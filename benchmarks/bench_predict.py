@@ -58,8 +58,6 @@ def child_geounet(args) -> dict:
     """One ``geounet predict`` through the library, in this (child) process."""
     from geounet.predict import PredictConfig, predict
 
-    import rasterio
-
     out = Path(args.out)
     cfg = PredictConfig(
         inputs=[args.raster], output=out, model_path=args.model, probs=args.probs, device=args.device,
@@ -69,12 +67,10 @@ def child_geounet(args) -> dict:
     r = predict(cfg).rasters[0]
     if r.error is not None:
         raise SystemExit(r.error)
-    with rasterio.open(args.raster) as src:
-        raster_pixels = src.width * src.height
     # raster_pixels: the input's own pixels (throughput is per raster pixel); pixels: the grid the model
     # ran on, fewer when --pixel-size auto resamples fine imagery to a coarser model (or more)
     out = {
-        "raster_pixels": raster_pixels, "pixels": r.pixels, "seconds": r.seconds, "model_seconds": r.model_seconds, "windows": r.windows,
+        "raster_pixels": raster_pixels(args.raster), "pixels": r.pixels, "seconds": r.seconds, "model_seconds": r.model_seconds, "windows": r.windows,
         "windows_run": r.windows_run, "polygons": r.n_polygons, "peak_rss_mb": peak_rss_mb(),
     }
     import torch
@@ -179,6 +175,14 @@ def random_checkpoint(width: int, folder: Path, bias: float = -20.0) -> Path:
 
 def km2_per_hour(mpx_per_s: float, pixel_m: float) -> float:
     return mpx_per_s * 3600.0 * pixel_m * pixel_m
+
+
+def raster_pixels(raster: str) -> int:
+    """The raster's own pixel count (what raster throughput is counted in, whatever grid the model ran on)."""
+    import rasterio
+
+    with rasterio.open(raster) as src:
+        return src.width * src.height
 
 
 def raster_pixel_size(raster: str) -> float:

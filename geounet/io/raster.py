@@ -160,6 +160,11 @@ def check_bands(src: rasterio.io.DatasetReader, bands: Sequence[int], path: str 
         )
 
 
+# How imagery is read at another pixel size, in training (read_window) and in prediction (ScaledRaster)
+# alike, so a model sees resampled imagery the way it was trained on it; validity masks are nearest.
+IMAGE_RESAMPLING = Resampling.bilinear
+
+
 def read_window(
     src: rasterio.io.DatasetReader,
     window: Window,
@@ -176,7 +181,7 @@ def read_window(
     shape = None if out_shape is None else (len(bands), *out_shape)
     data = src.read(
         list(bands), window=window, boundless=boundless, fill_value=0, out_dtype="float32",
-        out_shape=shape, resampling=Resampling.bilinear,
+        out_shape=shape, resampling=IMAGE_RESAMPLING,
     )
     valid = read_valid_mask(src, window, boundless=boundless, out_shape=out_shape)
     return data, valid
@@ -245,7 +250,7 @@ class ScaledRaster:
             indexes = list(self.src.indexes)
         out_shape = (len(indexes), *shape) if not isinstance(indexes, int) else shape
         return self.src.read(indexes, window=src_window, out_shape=out_shape, out_dtype=out_dtype,
-                             resampling=Resampling.bilinear)
+                             resampling=IMAGE_RESAMPLING)
 
     def dataset_mask(self, window: Window | None = None, out_shape: tuple[int, int] | None = None,
                      boundless: bool = False) -> np.ndarray:
