@@ -10,26 +10,8 @@
 # Other options: python3 benchmarks/bench_gpu.py --help (--budget-s bounds the whole run, 420 s by default).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
 OUT=${OUT:-runs/gpu-bench}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-GIS="import rasterio, pyogrio, shapely, pyproj, geopandas"
-if ! "$PY" -c "$GIS" 2>/dev/null && [ -f .gpu/site.tar.xz ]; then  # the device's python: benchmarks/gpu_deps.sh
-  site=/tmp/geounet-gpu-site
-  if [ ! -f "$site/.done" ]; then
-    rm -rf "$site" && mkdir -p "$site" &&
-      "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="data")' \
-        .gpu/site.tar.xz "$site" && touch "$site/.done" || { echo "gpu.sh: cannot unpack .gpu/site.tar.xz" >&2; exit 2; }
-  fi
-  export PYTHONPATH="$PYTHONPATH:$site"
-fi
-if ! "$PY" -c "import geounet.predict; $GIS" 2>"$OUT/import_error.txt"; then
-  echo "gpu.sh: geounet cannot be imported by $PY (missing packages? run benchmarks/gpu_deps.sh here and carry .gpu):" >&2
-  tail -3 "$OUT/import_error.txt" >&2
-  exit 2
-fi
-rm -f "$OUT/import_error.txt"
+source benchmarks/gpu_env.sh || exit 2   # PY, PYTHONPATH with the GIS packages, a geounet command
 "$PY" benchmarks/bench_gpu.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_bench.log"
 exit "${PIPESTATUS[0]}"

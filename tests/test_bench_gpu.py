@@ -31,3 +31,35 @@ def test_gpu_benchmark_dry_run_on_cpu(tmp_path):
     assert "## Model alone" in md and "| 8 | 1 | 64 |" in md
     assert "on a 300 x 300 px raster" in md and "| random w8 (no buildings) | ok |" in md
     assert md in res.stdout  # printed last, for the device tool's output tail
+
+
+def test_gpu_data_packs_a_raster_at_the_finest_training_pixel_keeping_no_data(tmp_path):
+    """scripts/gpu_data.py: a 0.1 m raster becomes 0.2 m JPEG, same CRS and bounds, no-data still no-data;
+    a raster already coarser keeps its pixels."""
+    import numpy as np
+    import rasterio
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from gpu_data import pack_raster
+    finally:
+        sys.path.pop(0)
+    from conftest import synthetic_scene, write_raster
+
+    img, _ = synthetic_scene(256, n=12, seed=3)
+    valid = np.ones((256, 256), bool)
+    valid[:, :64] = False  # the west quarter is no-data
+    src = write_raster(tmp_path / "fine.tif", img, res=0.1, valid=valid)
+    line = pack_raster(src, tmp_path / "packed.tif", 0.2, 85)
+    assert "256x256 -> 128x128" in line
+    with rasterio.open(src) as a, rasterio.open(tmp_path / "packed.tif") as b:
+        assert b.crs == a.crs and b.bounds == a.bounds and b.res == (0.2, 0.2)
+        assert b.compression.name == "jpeg" and b.count == 3
+        mask = b.dataset_mask()
+        assert (mask[:, :32] == 0).all() and (mask[:, 32:] == 255).all()
+        # the pixels are the source's, resampled: a block mean within a few levels (JPEG, bilinear)
+        got = b.read(out_dtype="float32")[:, :, 40:].mean()
+        want = a.read(out_dtype="float32")[:, :, 80:].mean()
+        assert abs(got - want) < 3
+    coarse = write_raster(tmp_path / "coarse.tif", img, res=0.5)
+    assert "256x256 -> 256x256" in pack_raster(coarse, tmp_path / "coarse_packed.tif", 0.2, 85)
