@@ -26,6 +26,7 @@ from affine import Affine
 from geounet.cli import cli
 from geounet.config import ModelConfig, Preprocessing
 from geounet.model import build_model
+from geounet.io.probs import dequantize, quantize
 from geounet.predict.stitch import StripStitcher
 from geounet.train.targets import derive_targets
 from geounet.vectorize import StripVectorizer, VectorizeOptions
@@ -69,13 +70,15 @@ def touching_scene(seed: int, shape_hw=(120, 150), n: int = 30) -> np.ndarray:
 
 
 def vectorize(P, strips, bands=None, valid=None, **opt):
-    """Polygons (raster CRS) of ``P`` (C, H, W) fed in strips of the given heights (cycled), band by band."""
+    """Polygons (raster CRS) of ``P`` (C, H, W) fed in strips of the given heights (cycled), band by band;
+    uint8 ``P`` goes in as ``--probs`` levels (``StripVectorizer(levels=True)``)."""
     P = P if P.ndim == 3 else P[None]
     _, h, w = P.shape
     valid = np.ones((h, w), bool) if valid is None else valid
     options = VectorizeOptions(**opt)
     out = []
-    vec = StripVectorizer(h, w, UTM, "EPSG:32633", options, lambda g, a, s: out.append((g, a, s)))
+    vec = StripVectorizer(h, w, UTM, "EPSG:32633", options, lambda g, a, s: out.append((g, a, s)),
+                          levels=P.dtype == np.uint8)
     bands = bands or [(0, w)]
     feed_strips(vec, P, valid, bands, strips, options.margin)
     vec.finish()
@@ -217,6 +220,26 @@ def test_streamed_instances_equal_the_whole_raster(seed):
             g, _, s = vectorize(P, strips, bands=bands, valid=valid, **OPT)
             assert same_polygons(g, whole), (strips, bands)
             np.testing.assert_allclose(np.sort(s), np.sort(s_whole), rtol=1e-9)  # exact scores
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_levels_held_as_uint8_give_the_polygons_of_their_float32_probabilities(seed):
+    """predict and `geounet vectorize` feed the vectoriser uint8 levels, held as such (a quarter of the
+    memory): every polygon, area and score equals the float32 path's on the dequantised levels, with
+    separation's cut channels, no-data, several strips and column bands."""
+    P = probabilities(touching_scene(seed + 7), seed=seed)
+    valid = np.ones(P.shape[1:], bool)
+    valid[40:70, 20:45] = False
+    stored = quantize(P * valid)
+    as_float = dequantize(stored)
+    for strips, bands in (([P.shape[1]], None), ([13, 4, 29], BANDS[-1])):
+        g_float, a_float, s_float = vectorize(as_float, strips, bands=bands, valid=valid, **OPT)
+        g_levels, a_levels, s_levels = vectorize(stored, strips, bands=bands, valid=valid, **OPT)
+        assert len(g_float) > 15 and same_polygons(g_levels, g_float)
+        assert np.array_equal(np.sort(a_levels), np.sort(a_float)) and np.array_equal(np.sort(s_levels), np.sort(s_float))
+    vec = StripVectorizer(*P.shape[1:], UTM, "EPSG:32633", VectorizeOptions(**OPT), lambda *a: None, levels=True)
+    with pytest.raises(ValueError, match="uint8 levels"):
+        vec.add_rows(0, as_float, valid)
 
 
 def test_separation_splits_touching_buildings_that_a_plain_mask_merges():

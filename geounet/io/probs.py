@@ -57,15 +57,17 @@ class ProbsReader:
         if self.channels[0] != "building":
             raise InputError(f"first band is {self.channels[0]!r} probability, not building", path)
 
-    def read(self, rows: tuple[int, int], cols: tuple[int, int], channels: tuple[str, ...]):
-        """``(probs (C, n, w) float32, valid (n, w) bool)`` of raster rows and columns ``[a, b)``."""
+    def read(self, rows: tuple[int, int], cols: tuple[int, int], channels: tuple[str, ...], levels: bool = False):
+        """``(probs (C, n, w) float32, valid (n, w) bool)`` of raster rows and columns ``[a, b)``; with
+        ``levels`` the probabilities as stored (uint8 levels, see :func:`dequantize`)."""
         from rasterio.windows import Window
 
         from .raster import read_valid_mask
 
         win = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
         bands = [self.channels.index(c) + 1 for c in channels]
-        return dequantize(self.src.read(bands, window=win)), read_valid_mask(self.src, win)
+        stored = self.src.read(bands, window=win)
+        return stored if levels else dequantize(stored), read_valid_mask(self.src, win)
 
 
 class ProbsWriter:

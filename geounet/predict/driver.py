@@ -36,7 +36,7 @@ from ..errors import CheckpointError
 from ..grid import ColumnBand, column_bands_with_context, window_origin
 from ..io.files import replace_together
 from ..io.mosaic import Mosaic, open_input
-from ..io.probs import ProbsWriter
+from ..io.probs import ProbsWriter, quantize
 from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resampled
 from ..log import logger
 from ..model import checkpoint
@@ -217,13 +217,12 @@ class _Run:
         self.input_path, self.sink, self.output = input_path, sink, (output := sink.output)
         self.stop = threading.Event()
         self.vectorizer = StripVectorizer(layout.height, layout.width, layout.transform, layout.crs, layout.vopt,
-                                          self._emit)
+                                          self._emit, levels=True)
         self.prob_writer = None if probs is None else ProbsWriter(
             probs, width=layout.width, height=layout.height, crs=layout.crs, transform=layout.transform,
             with_mask=layout.with_mask, channels=layout.channels, block=options.probs_block)
         self.windows_q: queue.Queue = queue.Queue(maxsize=WINDOW_QUEUE)
-        # strips of several channels (separation) are 3x larger: fewer of them in flight bounds the memory alike
-        self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE if layout.n_channels is None else STRIP_QUEUE // 2)
+        self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE)
         self.reader = Reader(src, layout.stitchers, info, options.batch_size, device.type == "cuda", self.windows_q,
                              self.stop, options.gdal_cache_mb)
         self.writer = Writer(self.strips_q, self.stop, self.vectorizer, self.prob_writer, layout.column_bands, output,
@@ -292,7 +291,7 @@ class _Run:
             for i, row0, probs in stitcher.pop_final():
                 v = valid_rows.pop((current, i))
                 probs *= v
-                put(self.strips_q, FinalRows(current, row0, probs, v), self.stop, peer=self.writer)
+                put(self.strips_q, FinalRows(current, row0, quantize(probs), v), self.stop, peer=self.writer)
         if not all(st.finished for st in stitchers):
             raise RuntimeError("not every window was predicted")
 

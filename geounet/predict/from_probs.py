@@ -69,7 +69,7 @@ def vectorize_probs(config: VectorizeConfig) -> VectorizeResult:
         separate, channels, _ = channels_for(probs.channels, config.separate)
         vopt = vectorize_options(src, config, channels, separate)
         sink = open_sink(out, src, inp, config, existing)
-        vectorizer = StripVectorizer(src.height, src.width, src.transform, src.crs, vopt, sink.write)
+        vectorizer = StripVectorizer(src.height, src.width, src.transform, src.crs, vopt, sink.write, levels=True)
         bands = column_bands_with_context(src.width, config.band_width, config.probs_block, vopt.margin)
         strip = max(src.block_shapes[0][0], 1)
         committed = False
@@ -98,7 +98,7 @@ def _feed(probs: ProbsReader, vectorizer: StripVectorizer, bands, strip: int, ch
             vectorizer.begin_band(x0, x1, cx0, cx1, last=k == len(bands) - 1)
             for r0 in range(0, height, strip):
                 r1 = min(height, r0 + strip)
-                p, valid = probs.read((r0, r1), (cx0, cx1), channels)
+                p, valid = probs.read((r0, r1), (cx0, cx1), channels, levels=True)
                 vectorizer.add_rows(r0, p, valid)
                 bar.update(r1 - r0)
         vectorizer.finish()

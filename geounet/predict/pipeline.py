@@ -13,9 +13,10 @@ Three threads work at once so the model is never kept waiting:
 * the **main thread** (:mod:`geounet.predict.driver`) runs the model and blends the windows
   into a :class:`~geounet.predict.stitch.StripStitcher`, which releases rows as soon as no
   later window can touch them; those rows are multiplied by the validity mask (no-data gets
-  probability 0) and queued as :class:`FinalRows`, then :class:`WriteDone`;
-* a **writer** (:class:`Writer`) rounds the final rows to the 256 levels ``--probs`` stores
-  (so the polygons are the same with or without it, and ``geounet vectorize`` repeats them), writes them to ``--probs``
+  probability 0), rounded to the 256 levels ``--probs`` stores (so the polygons are the same
+  with or without it, and ``geounet vectorize`` repeats them; a quarter of the float32 rows'
+  memory while they wait in the queue) and queued as :class:`FinalRows`, then :class:`WriteDone`;
+* a **writer** (:class:`Writer`) writes the final rows to ``--probs``
   (:class:`~geounet.io.probs.ProbsWriter`) and feeds them to the
   :class:`~geounet.vectorize.StripVectorizer`, whose finished buildings go to a
   :class:`~geounet.io.vector.VectorWriter`.
@@ -39,7 +40,7 @@ import torch
 
 from ..config import CheckpointInfo, Preprocessing
 from ..grid import ColumnBand
-from ..io.probs import ProbsWriter, dequantize, quantize
+from ..io.probs import ProbsWriter
 from ..io.raster import gdal_env, raise_user_error
 from ..log import logger
 from ..vectorize import StripVectorizer
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 WINDOW_QUEUE = 4  # batches in flight between the reader and the model
-STRIP_QUEUE = 4  # final strips in flight to the writer (halved for several model outputs: 3x larger strips)
+STRIP_QUEUE = 4  # final strips in flight to the writer, as uint8 levels (three channels: 3/4 of one float32)
 JOIN_WARN_S = 30.0  # a thread slower than this to stop after teardown began is waited for with a warning
 
 
@@ -139,11 +140,12 @@ class ReadFailed:
 
 @dataclass(frozen=True)
 class FinalRows:
-    """Final probabilities of raster rows ``[row0, row0 + n)`` over the context columns of ``column_band``."""
+    """Final probabilities of raster rows ``[row0, row0 + n)`` over the context columns of ``column_band``,
+    as ``--probs`` stores them (:func:`~geounet.io.probs.quantize`)."""
 
     column_band: int
     row0: int
-    probs: np.ndarray  # (n, width), or (C, n, width) with several model outputs
+    stored: np.ndarray  # uint8 levels, (n, width), or (C, n, width) with several model outputs
     valid: np.ndarray  # (n, width) bool
 
 
@@ -317,8 +319,8 @@ class Writer(threading.Thread):
     def _write(self, msg: FinalRows) -> None:
         """Vectorise the rows as ``--probs`` stores them (quantised), so ``geounet vectorize`` of it is exact."""
         cb = self.column_bands[msg.column_band]
-        stored = quantize(msg.probs)
+        stored = msg.stored
         if self.probs is not None:
             own = slice(cb.x0 - cb.cx0, cb.x1 - cb.cx0)
             self.probs.write_rows(msg.row0, stored[..., own], msg.valid[:, own])
-        self.vec.add_rows(msg.row0, dequantize(stored), msg.valid)
+        self.vec.add_rows(msg.row0, stored, msg.valid)  # levels: the vectoriser reads them as dequantize does

@@ -67,6 +67,7 @@ from .blocks import ColumnBand, RowBuffer
 from .finish import GroundArea, finish_buildings, nodata_near
 from .merge import CoreSeams, OpenPieces, Piece, assemble
 from .options import VectorizeOptions
+from .rows import HeldRows
 from .stages import (
     CUT_CHANNELS,
     building_mask,
@@ -75,7 +76,6 @@ from .stages import (
     label_instances,
     label_polygons,
     label_sums,
-    seed_cut,
     seed_pixels,
 )
 
@@ -98,9 +98,13 @@ class StripVectorizer:
     columns on both sides, where the raster has them), column band after column band from
     left to right, each top to bottom. Buildings reaching a column band's right side stay
     open until the next column band has reached their rows (see :mod:`.merge`).
+
+    ``levels``: strips are uint8 levels as ``--probs`` stores them, held as such (:mod:`.rows`:
+    a quarter of the memory, the same polygons as float32 strips of the dequantised levels).
     """
 
-    def __init__(self, height: int, width: int, transform: Affine, crs, options: VectorizeOptions, emit: Emit):
+    def __init__(self, height: int, width: int, transform: Affine, crs, options: VectorizeOptions, emit: Emit,
+                 *, levels: bool = False):
         self.height, self.width = int(height), int(width)
         self.transform = transform
         self.options = options
@@ -114,6 +118,7 @@ class StripVectorizer:
         # stage 1 keeps building and, when separating, the product of (1 - p) over the cut
         # channels: all the seed score needs, in two channels whatever the model gives
         self._cut_channels = [k for k, c in enumerate(options.channels) if c in CUT_CHANNELS] if options.separate else []
+        self._held = HeldRows(levels, self._cut_channels)
         self._pieces = OpenPieces()
         self._col_band: ColumnBand | None = None  # the current one, or the last one
         self._in_col_band = False
@@ -142,15 +147,16 @@ class StripVectorizer:
         self._col_band = band
         self._piece_seams = self._piece_seams.next_col_band(joins_left=x0 > 0)
         self._seed_seams = self._seed_seams.next_col_band(joins_left=x0 > 0)
-        # stage-1 input, the strips' rows: building probability (and the seeds' cut factor) and validity
-        cut = {"seed_cut": np.float32} if self._cut_channels else {}
-        self._stage1_input = RowBuffer(cx1 - cx0, p_building=np.float32, valid=bool, **cut)
+        # stage-1 input, the strips' rows as held (.rows): building probability, validity, the seeds' cut
+        held = self._held.fields()
+        self._stage1_input = RowBuffer(cx1 - cx0, **held)
         # pass 1a's output: the mask of the same rows and columns (pass 1b reads both buffers)
         self._masks = RowBuffer(cx1 - cx0, mask=bool)
         # stage-1 output over the widened columns (rows [0, its end_row) are through stage 1);
         # seed nodes as int32 offsets from the column band's first id
         seeds = {"seeds": np.int32} if self.options.separate else {}
-        self._stage2_input = RowBuffer(band.wx1 - band.wx0, mask=bool, p_building=np.float32, valid=bool, **seeds)
+        self._stage2_input = RowBuffer(band.wx1 - band.wx0, mask=bool, p_building=held["p_building"], valid=bool,
+                                       **seeds)
         self._seed_id_base = self._pieces.next_id - 1
         self._stage2_end = 0  # rows [0, _stage2_end) are through stage 2
         self._cores_waiting: list[tuple[int, int]] = []  # strips received, not yet through pass 1a
@@ -167,7 +173,8 @@ class StripVectorizer:
         self._in_col_band = False
 
     def add_rows(self, row0: int, probs: np.ndarray, valid: np.ndarray) -> None:
-        """Rows ``[row0, row0 + n)``: ``probs`` ``(n, w)`` (building) or ``(C, n, w)``; ``valid`` ``(n, w)``."""
+        """Rows ``[row0, row0 + n)``: ``probs`` ``(n, w)`` (building) or ``(C, n, w)``, uint8 levels with
+        ``levels``; ``valid`` ``(n, w)``."""
         if not self._in_col_band:
             if self._col_band is not None:
                 raise ValueError("add_rows after the band ended; call begin_band")
@@ -184,10 +191,7 @@ class StripVectorizer:
             raise ValueError(
                 f"strip of shape {probs.shape} does not match {self._n_channels} channel(s) of the raster (or band) width"
             )
-        strip = dict(p_building=probs[0].astype(np.float32, copy=False), valid=valid.astype(bool, copy=False))
-        if self._cut_channels:
-            strip["seed_cut"] = seed_cut(probs, self._cut_channels)
-        self._stage1_input.append(**strip)
+        self._stage1_input.append(**self._held.strip(probs, valid))
         self._cores_waiting.append((row0, row0 + n))
         self._run()
 
@@ -248,7 +252,7 @@ class StripVectorizer:
         """Steps 1-2 on the core rows ``[a, b)`` (all the strips' columns): its mask, for pass 1b."""
         opt = self.options
         ctx_row0, ctx = self._with_context(self._stage1_input, a, b, self._mask_context)
-        mask = building_mask(ctx["p_building"], ctx["valid"], opt.threshold, opt.sieve_px)
+        mask = building_mask(self._held.p_building(ctx["p_building"]), ctx["valid"], opt.threshold, opt.sieve_px)
         self._masks.append(mask=mask[a - ctx_row0 : b - ctx_row0])
 
     def _stage1_seeds(self, a: int, b: int) -> None:
@@ -260,8 +264,8 @@ class StripVectorizer:
         out = dict(mask=ctx["mask"][core_widened], p_building=ctx["p_building"][core_widened],
                    valid=ctx["valid"][core_widened])
         if opt.separate:
-            seeds = seed_pixels(ctx["mask"], ctx["p_building"], ctx.get("seed_cut"), opt.seed_threshold,
-                                opt.seed_erode_px)
+            seeds = seed_pixels(ctx["mask"], self._held.p_building(ctx["p_building"]), self._held.seed_cut(ctx),
+                                opt.seed_threshold, opt.seed_erode_px)
             out["seeds"] = self._label_seeds(drop_small_components(seeds, opt.seed_min_px)[core_widened], a, b)
         self._stage2_input.append(**out)
 
@@ -343,7 +347,7 @@ class StripVectorizer:
 
         opt, band = self.options, self._col_band
         a = ctx_row0 + core[0].start
-        totals, counts = label_sums(labels, ctx["p_building"][core], n)
+        totals, counts = label_sums(labels, self._held.p_building(ctx["p_building"][core]), n)
         valid = ctx["valid"]
         nodata = {}
         if opt.nodata_reach and not valid.all():
