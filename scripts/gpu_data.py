@@ -42,14 +42,19 @@ def ground_pixel_m(src: rasterio.DatasetReader) -> float:
     return src.res[0] * src.crs.linear_units_factor[1]
 
 
-def pack_raster(src_path: Path, dst_path: Path, pixel_size_m: float, quality: int) -> str:
+def pack_raster(src_path: Path, dst_path: Path, pixel_size_m: float, quality: int | None) -> str:
+    """Write ``src_path`` at no finer than ``pixel_size_m`` to ``dst_path``: JPEG of ``quality``, or
+    lossless (DEFLATE) with None; returns a line saying what it did."""
     with rasterio.open(src_path) as src:
         factor = max(pixel_size_m / ground_pixel_m(src), 1.0)  # never enlarge
         width, height = max(1, round(src.width / factor)), max(1, round(src.height / factor))
         transform = src.transform @ src.transform.scale(src.width / width, src.height / height)
         profile = dict(driver="GTiff", width=width, height=height, count=3, dtype="uint8", crs=src.crs,
-                       transform=transform, tiled=True, blockxsize=256, blockysize=256, compress="JPEG",
-                       photometric="YCBCR", jpeg_quality=quality, interleave="pixel")
+                       transform=transform, tiled=True, blockxsize=256, blockysize=256, interleave="pixel")
+        if quality is None:
+            profile.update(compress="DEFLATE", predictor=2, zlevel=9)
+        else:
+            profile.update(compress="JPEG", photometric="YCBCR", jpeg_quality=quality)
         image = src.read([1, 2, 3], out_shape=(3, height, width), resampling=IMAGE_RESAMPLING)
         valid = src.dataset_mask(out_shape=(height, width))  # nearest: no-data stays sharp
         tmp = dst_path.with_suffix(".tmp")
@@ -74,15 +79,17 @@ def main() -> None:
     ap.add_argument("out", type=Path, help="folder to write (replaced)")
     ap.add_argument("--pixel-size", type=float, default=0.2, help="finest pixel kept, metres (default 0.2)")
     ap.add_argument("--quality", type=int, default=85, help="JPEG quality (default 85)")
+    ap.add_argument("--lossless", action="store_true", help="DEFLATE instead of JPEG (larger: for a control run)")
     a = ap.parse_args()
+    quality = None if a.lossless else a.quality
     shutil.rmtree(a.out, ignore_errors=True)
     for place in PLACES:
         (a.out / place).mkdir(parents=True)
-        print(pack_raster(a.data / place / f"{place}.tif", a.out / place / f"{place}.tif", a.pixel_size, a.quality))
+        print(pack_raster(a.data / place / f"{place}.tif", a.out / place / f"{place}.tif", a.pixel_size, quality))
         gzip_copy(a.data / place / f"{place}_buildings.geojson", a.out / place)
     (a.out / "coxsbazar" / "images").mkdir(parents=True)
     for chip in sorted((a.data / "coxsbazar" / "images").glob("*.tif")):  # 0.42 m: pixels kept
-        pack_raster(chip, a.out / "coxsbazar" / "images" / chip.name, a.pixel_size, a.quality)
+        pack_raster(chip, a.out / "coxsbazar" / "images" / chip.name, a.pixel_size, quality)
     gzip_copy(a.data / "coxsbazar" / "coxsbazar_buildings.geojson", a.out / "coxsbazar")
     total = sum(p.stat().st_size for p in a.out.rglob("*") if p.is_file())
     print(f"{a.out}: {total / 1e6:.1f} MB")

@@ -7,13 +7,16 @@
 #   benchmarks/gpu_deps.sh                                 # here, once: .gpu/site.tar.xz
 #   run(command="scripts/gpu_train.sh", carry=[".gpu"], timeout_s=420)       # device tool
 #   SMOKE=1 scripts/gpu_train.sh                           # 3 epochs of the large run: does it work, how fast
+#   python scripts/gpu_unpack.py /work/.device/N runs/gpu  # here, after: run folders; then lopo_eval.py runs/gpu/folds
 #
 # Environment: MINUTES (budget of each run, default 5.5: the learning rate follows it, see lr_at),
-# LARGE_EPOCHS (250), FOLD_EPOCHS (50), FOLDS (banepa nacala coxsbazar), DEVICE (cuda), OUT.
+# WIDTH (24), LARGE (1; 0: folds only), LARGE_EPOCHS (250), FOLD_EPOCHS (50), FOLDS (banepa nacala
+# coxsbazar), FOLD_ARGS (more `geounet train` options for the folds, e.g. --no-separation for an
+# ablation), DEVICE (cuda), OUT. Five folds and no large run fit the 16 cores as well (3 workers each).
 # Runs go to /tmp/geounet-gpu-runs; what comes back goes to $OUT: the models packed in parts of at most
 # 15 MiB (the device tool returns at most 8 files of 16 MiB) as models.tar.part-*, the large run's best.pt
-# as saved and the folds' best.pt with float16 weights (the device tool returns 64 MiB at most; their
-# masks are compared with float32 here), and train_logs.tar.gz (metrics, curves, logs).
+# as saved and the folds' best.pt with float16 weights (the device tool returns 64 MiB at most; see
+# docs/model.md for what the rounding changes), and train_logs.tar.gz (metrics, curves, logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu-train}
@@ -34,20 +37,23 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
 t0=$(date +%s)
 if [ -n "${SMOKE:-}" ]; then
-  EXTRA_ARGS="--width 24 --epochs 3 --workers 6 --device $DEVICE" scripts/train_default.sh "$RUNS/large24" 2 \
+  EXTRA_ARGS="--width ${WIDTH:-24} --epochs 3 --workers 6 --device $DEVICE" scripts/train_default.sh "$RUNS/large24" 2 \
     2>&1 | tee "$RUNS/large24.log"
   rc=${PIPESTATUS[0]}
   cat "$RUNS/large24/metrics.csv" 2>/dev/null
   echo "smoke: exit $rc after $(( $(date +%s) - t0 )) s"
   exit "$rc"
 fi
-# The large run: the default's recipe (scripts/train_default.sh) at width 24.
-EXTRA_ARGS="--width 24 --epochs ${LARGE_EPOCHS:-250} --max-minutes $MINUTES --workers 5 --device $DEVICE" \
-  scripts/train_default.sh "$RUNS/large24" > "$RUNS/large24.log" 2>&1 &
-pids=($!)
+WIDTH=${WIDTH:-24}
+pids=()
+if [ "${LARGE:-1}" != 0 ]; then  # the large run: the default's recipe (scripts/train_default.sh) at WIDTH
+  EXTRA_ARGS="--width $WIDTH --epochs ${LARGE_EPOCHS:-250} --max-minutes $MINUTES --workers 5 --device $DEVICE" \
+    scripts/train_default.sh "$RUNS/large24" > "$RUNS/large24.log" 2>&1 &
+  pids+=($!)
+fi
 for place in $FOLDS; do  # each fold alone in its own process, beside the large run
   HELD_OUT=$place EPOCHS=${FOLD_EPOCHS:-50} \
-    EXTRA_ARGS="--width 24 --max-minutes $MINUTES --workers 3 --device $DEVICE" \
+    EXTRA_ARGS="--width $WIDTH --max-minutes $MINUTES --workers 3 --device $DEVICE ${FOLD_ARGS:-}" \
     scripts/lopo_train.sh "$RUNS/folds" > "$RUNS/fold-$place.log" 2>&1 &
   pids+=($!)
 done
