@@ -62,7 +62,7 @@ def child_geounet(args) -> dict:
     cfg = PredictConfig(
         inputs=[args.raster], output=out, model_path=args.model, probs=args.probs, device=args.device,
         tile_size=args.tile, overlap=args.overlap, batch_size=args.batch, overwrite=True, progress=False,
-        pixel_size=args.pixel_size,
+        pixel_size=args.pixel_size, **({"band_width": args.band_width} if args.band_width else {}),
     )
     r = predict(cfg).rasters[0]
     if r.error is not None:
@@ -280,6 +280,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--probs", default=None)
+    ap.add_argument("--band-width", type=int, default=None, help="WindowSettings.band_width (default: its own)")
     ap.add_argument("--compare", default=None)
     ap.add_argument("--pixel-size", default=None,
                     help="predict's --pixel-size (auto, native or metres; default: predict's own, auto)")
