@@ -41,7 +41,7 @@ def dequantize(stored: np.ndarray) -> np.ndarray:
 
 class ProbsReader:
     """A ``--probs`` GeoTIFF opened for reading: its channel names (from the band descriptions),
-    and rows of a column range as float32 probabilities with their validity.
+    and rows of a column range as the stored uint8 levels with their validity.
 
     ``src`` is an open rasterio dataset; InputError if its bands are not predict's.
     """
@@ -57,17 +57,16 @@ class ProbsReader:
         if self.channels[0] != "building":
             raise InputError(f"first band is {self.channels[0]!r} probability, not building", path)
 
-    def read(self, rows: tuple[int, int], cols: tuple[int, int], channels: tuple[str, ...], levels: bool = False):
-        """``(probs (C, n, w) float32, valid (n, w) bool)`` of raster rows and columns ``[a, b)``; with
-        ``levels`` the probabilities as stored (uint8 levels, see :func:`dequantize`)."""
+    def read(self, rows: tuple[int, int], cols: tuple[int, int], channels: tuple[str, ...]):
+        """``(levels (C, n, w) uint8, valid (n, w) bool)`` of raster rows and columns ``[a, b)``: the
+        probabilities as stored (:func:`dequantize` gives them as float32)."""
         from rasterio.windows import Window
 
         from .raster import read_valid_mask
 
         win = Window(cols[0], rows[0], cols[1] - cols[0], rows[1] - rows[0])
         bands = [self.channels.index(c) + 1 for c in channels]
-        stored = self.src.read(bands, window=win)
-        return stored if levels else dequantize(stored), read_valid_mask(self.src, win)
+        return self.src.read(bands, window=win), read_valid_mask(self.src, win)
 
 
 class ProbsWriter:

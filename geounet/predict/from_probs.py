@@ -98,7 +98,7 @@ def _feed(probs: ProbsReader, vectorizer: StripVectorizer, bands, strip: int, ch
             vectorizer.begin_band(x0, x1, cx0, cx1, last=k == len(bands) - 1)
             for r0 in range(0, height, strip):
                 r1 = min(height, r0 + strip)
-                p, valid = probs.read((r0, r1), (cx0, cx1), channels, levels=True)
+                p, valid = probs.read((r0, r1), (cx0, cx1), channels)
                 vectorizer.add_rows(r0, p, valid)
                 bar.update(r1 - r0)
         vectorizer.finish()
