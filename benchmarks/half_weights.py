@@ -20,6 +20,9 @@ import numpy as np
 import rasterio
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from gpu_unpack import back_to_float, round_to_half  # noqa: E402
+
 
 def predict(ckpt: Path, raster: Path, folder: Path, tag: str) -> tuple[np.ndarray, int]:
     out, probs = folder / f"{tag}.gpkg", folder / f"{tag}.tif"
@@ -35,9 +38,7 @@ def main(ckpt: Path, rasters: list[Path]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        # the rule of scripts/gpu_train.sh: tensors beyond float16's range (BatchNorm variances can be) stay float32
-        state["state_dict"] = {k: v.half().float() if v.is_floating_point() and v.abs().max() < 6e4 else v
-                               for k, v in state["state_dict"].items()}
+        state["state_dict"] = back_to_float(round_to_half(state["state_dict"]))  # scripts/gpu_train.sh's trip
         half = folder / "half.pt"
         torch.save(state, half)
         print("| raster | mask IoU | largest difference (levels) | buildings float32 | buildings float16 |")

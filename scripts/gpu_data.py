@@ -26,27 +26,16 @@ from rasterio.enums import ColorInterp
 from rasterio.warp import reproject
 
 from geounet.io.raster import IMAGE_RESAMPLING
+from geounet.io.raster import pixel_size_m as ground_pixel_size_m
 
 PLACES = ("banepa", "zanzibar", "banepa_z20", "joplin", "nacala")
-
-
-def ground_pixel_m(src: rasterio.DatasetReader) -> float:
-    """The raster's pixel size in metres (geographic CRSs measured at the raster's centre)."""
-    if src.crs.is_geographic:
-        from pyproj import Geod
-
-        b = src.bounds
-        lat = (b.top + b.bottom) / 2
-        _, _, dx = Geod(ellps="WGS84").inv(b.left, lat, b.left + src.res[0], lat)
-        return abs(dx)
-    return src.res[0] * src.crs.linear_units_factor[1]
 
 
 def pack_raster(src_path: Path, dst_path: Path, pixel_size_m: float, quality: int | None) -> str:
     """Write ``src_path`` at no finer than ``pixel_size_m`` to ``dst_path``: JPEG of ``quality``, or
     lossless (DEFLATE) with None; returns a line saying what it did."""
     with rasterio.open(src_path) as src:
-        factor = max(pixel_size_m / ground_pixel_m(src), 1.0)  # never enlarge
+        factor = max(pixel_size_m / ground_pixel_size_m(src), 1.0)  # never enlarge
         width, height = max(1, round(src.width / factor)), max(1, round(src.height / factor))
         transform = src.transform @ src.transform.scale(src.width / width, src.height / height)
         profile = dict(driver="GTiff", width=width, height=height, count=3, dtype="uint8", crs=src.crs,

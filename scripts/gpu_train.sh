@@ -66,6 +66,8 @@ for f in "$RUNS"/*.log; do echo "== $f"; tail -4 "$f"; done
 import io, sys, tarfile
 from pathlib import Path
 import torch
+sys.path.insert(0, "scripts")
+from gpu_unpack import round_to_half
 runs, out = Path(sys.argv[1]), Path(sys.argv[2])
 models = io.BytesIO()
 with tarfile.open(fileobj=models, mode="w") as tar:
@@ -73,8 +75,7 @@ with tarfile.open(fileobj=models, mode="w") as tar:
         tar.add(runs / "large24" / "best.pt", "large24/best.pt")
     for best in sorted((runs / "folds").glob("*/best.pt")):
         ckpt = torch.load(best, map_location="cpu", weights_only=False)
-        ckpt["state_dict"] = {k: v.half() if v.is_floating_point() and v.abs().max() < 6e4 else v
-                              for k, v in ckpt["state_dict"].items()}
+        ckpt["state_dict"] = round_to_half(ckpt["state_dict"])
         buf = io.BytesIO()
         torch.save(ckpt, buf)
         info = tarfile.TarInfo(f"folds/{best.parent.name}/best_fp16.pt")

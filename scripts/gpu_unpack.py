@@ -17,6 +17,19 @@ from pathlib import Path
 
 import torch
 
+HALF_MAX = 6e4  # float16 reaches 65,504: a tensor with larger values (a BatchNorm variance can be) stays float32
+
+
+def round_to_half(state_dict: dict) -> dict:
+    """The weights as scripts/gpu_train.sh sends them back: floating-point tensors within float16's range
+    as float16, the rest as they are."""
+    return {k: v.half() if v.is_floating_point() and v.abs().max() < HALF_MAX else v for k, v in state_dict.items()}
+
+
+def back_to_float(state_dict: dict) -> dict:
+    """:func:`round_to_half`'s weights as float32 again (integer counters untouched)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+
 
 def main(src: Path, dest: Path) -> None:
     parts = sorted(src.glob("models.tar.part-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
@@ -30,7 +43,7 @@ def main(src: Path, dest: Path) -> None:
             tar.extractall(dest, filter="data")
     for half in sorted(dest.glob("folds/*/best_fp16.pt")):
         ckpt = torch.load(half, map_location="cpu", weights_only=False)
-        ckpt["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+        ckpt["state_dict"] = back_to_float(ckpt["state_dict"])
         torch.save(ckpt, half.with_name("best.pt"))
         half.unlink()
     for best in sorted(dest.rglob("best.pt")):
