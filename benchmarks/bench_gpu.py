@@ -12,6 +12,13 @@
    the GPU's busy share as nvidia-smi samples it (``utilization.gpu`` every 200 ms, mean over the
    process), peak GPU memory (``torch.cuda.max_memory_allocated``) and peak RSS.
 
+5. many rasters at once (``--ranks``): ``torchrun --nproc-per-node K -m geounet predict`` over
+   ``--ranks-copies`` copies of a ``--ranks-size`` px raster with the bundled model, K processes sharing the
+   machine's one GPU (:meth:`geounet.predict.shard.Shard.device_name` deals GPUs round-robin): the
+   command's wall time, aggregate Mpx/s and the GPU's busy share for each K. One process's reading,
+   stitching and vectorising keep a fast GPU busy a few percent of the time; this measures how far
+   several processes per GPU take a batch of rasters.
+
 The whole run keeps within ``--budget-s``: a step that would start too late is recorded as not run.
 Writes ``gpu_bench.json`` and ``gpu_bench.md`` to ``--out`` and prints the Markdown last.
 """
@@ -191,6 +198,54 @@ def predict_runs(args, raster: Path, deadline: float) -> list[dict]:
     return results
 
 
+def ranks_once(inputs: list[Path], ranks: int, device: str, folder: Path, timeout: float) -> dict:
+    """One ``torchrun --nproc-per-node ranks -m geounet predict INPUTS -o folder/`` (bundled model), timed whole."""
+    folder.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks),
+           "-m", "geounet", "-q", "predict", *map(str, inputs), "-o", f"{folder}/", "--device", device]
+    sampler = GpuSampler(device.startswith("cuda"))
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        sampler.stop()
+        return {"status": f"timed out after {timeout:.0f} s"}
+    wall = time.perf_counter() - t0
+    gpu = sampler.stop()
+    written = [p for p in folder.iterdir() if not p.name.startswith(".")]  # one vector file per input
+    if res.returncode != 0 or len(written) != len(inputs):
+        return {"status": f"failed (exit {res.returncode}, {len(written)} of {len(inputs)} written)",
+                "stderr_tail": res.stderr[-2000:]}
+    return {"status": "ok", "wall_seconds": wall, "outputs": len(written)} | gpu
+
+
+def ranks_runs(args, deadline: float) -> dict:
+    """The bundled model over copies of one raster with each of ``args.ranks`` processes per machine."""
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        raster = d / "source.tif"
+        make_raster.make(args.ranks_size, raster, args.source)
+        inputs = []
+        for i in range(args.ranks_copies):  # links: each input its own name, hence its own output
+            inputs.append(d / "in" / f"r{i:02d}.tif")
+            inputs[-1].parent.mkdir(exist_ok=True)
+            inputs[-1].symlink_to(raster)
+        mpx = args.ranks_copies * args.ranks_size**2 / 1e6
+        runs = []
+        for k in args.ranks:
+            left = deadline - time.monotonic()
+            if left < MIN_STEP_S:
+                runs.append({"ranks": k, "status": "not run (time budget)"})
+                continue
+            r = {"ranks": k} | ranks_once(inputs, k, args.device, d / f"out{k}", left)
+            if r["status"] == "ok":
+                r["mpx_per_s"] = mpx / r["wall_seconds"]
+            runs.append(r)
+            print(f"{k} processes: {r['status']}" + (f", {r['mpx_per_s']:.2f} Mpx/s" if "mpx_per_s" in r else ""),
+                  file=sys.stderr)
+    return {"size": args.ranks_size, "copies": args.ranks_copies, "mpx": mpx, "runs": runs}
+
+
 def fmt(v, spec: str = ".1f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -218,6 +273,15 @@ def markdown(report: dict) -> str:
                              fmt(r.get("mpx_per_s"), ".2f"), fmt(None if share is None else 100 * share),
                              fmt(r.get("gpu_util_mean")), fmt(r.get("gpu_peak_mb"), ".0f"),
                              fmt(r.get("peak_rss_mb"), ".0f"), r.get("polygons", "-")]))
+    rk = report.get("ranks")
+    if rk:
+        lines += ["", f"## Many rasters: {rk['copies']} rasters of {rk['size']} x {rk['size']} px ({rk['mpx']:.0f} Mpx), "
+                  "bundled model, `torchrun --nproc-per-node K -m geounet predict ... -o DIR/`", "",
+                  "| processes K | status | command s | Mpx/s (all rasters) | GPU busy % (nvidia-smi) | GPU memory used MB |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in rk["runs"]:
+            lines.append(bp.row([r["ranks"], r["status"], fmt(r.get("wall_seconds")), fmt(r.get("mpx_per_s"), ".2f"),
+                                 fmt(r.get("gpu_util_mean")), fmt(r.get("gpu_mem_used_max_mb"), ".0f")]))
     lines += ["", f"Total {report['seconds']:.0f} s (budget {report['budget_s']:.0f} s)."]
     return "\n".join(lines) + "\n"
 
@@ -235,6 +299,10 @@ def main(argv=None) -> int:
     ap.add_argument("--tile", type=int, default=512, help="model alone: window side")
     ap.add_argument("--batch", type=int, default=None, help="windows per batch (default: predict's for the device)")
     ap.add_argument("--model-iters", type=int, default=20)
+    ap.add_argument("--ranks", type=int, nargs="*", default=[1, 4, 8, 16],
+                    help="many rasters: processes per machine to try (none: skip the step)")
+    ap.add_argument("--ranks-size", type=int, default=3000, help="many rasters: side of each raster in pixels")
+    ap.add_argument("--ranks-copies", type=int, default=16, help="many rasters: how many rasters")
     ap.add_argument("--budget-s", type=float, default=420.0, help="the whole run's time limit")
     ap.add_argument("--source", type=Path, default=SAMPLE_SOURCE, help="imagery tiled into the raster")
     args = ap.parse_args(argv)
@@ -259,12 +327,15 @@ def main(argv=None) -> int:
         report["raster"] = {"size": args.size, "mpx": args.size**2 / 1e6, "seconds": time.perf_counter() - t,
                             "source": str(args.source)}
         report["predict"] = predict_runs(args, raster, deadline)
+    if args.ranks:
+        report["ranks"] = ranks_runs(args, deadline)
     report["seconds"] = time.perf_counter() - t0
     (args.out / "gpu_bench.json").write_text(json.dumps(report, indent=1, default=str))
     md = markdown(report)
     (args.out / "gpu_bench.md").write_text(md)
     print(md)
-    ok = all(r["status"] in ("ok", "not run (time budget)") for r in report["predict"]) and not report["tests"]["status"].startswith(("failed", "timed"))
+    steps = report["predict"] + (report["ranks"]["runs"] if args.ranks else [])
+    ok = all(r["status"] in ("ok", "not run (time budget)") for r in steps) and not report["tests"]["status"].startswith(("failed", "timed"))
     return 0 if ok else 1
 
 

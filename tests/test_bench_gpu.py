@@ -15,7 +15,8 @@ def test_gpu_benchmark_dry_run_on_cpu(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, OUT=str(out), PYTHON=sys.executable)
     cmd = ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--device", "cpu", "--size", "300", "--widths", "8",
-           "--tile", "64", "--model-iters", "2", "--no-bundled"]
+           "--tile", "64", "--model-iters", "2", "--no-bundled", "--ranks", "2", "--ranks-size", "200",
+           "--ranks-copies", "3"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert {p.name for p in out.iterdir()} == {"gpu_bench.json", "gpu_bench.md", "gpu_bench.log"}
@@ -27,9 +28,12 @@ def test_gpu_benchmark_dry_run_on_cpu(tmp_path):
     (run,) = report["predict"]
     assert run["status"] == "ok" and run["raster_pixels"] == 300 * 300 and run["windows_run"] >= 1
     assert 0 < run["model_share"] <= 1 and run["mpx_per_s"] > 0 and run["peak_rss_mb"] > 0
+    (ranks,) = report["ranks"]["runs"]  # two processes, three rasters: every one written once
+    assert ranks["ranks"] == 2 and ranks["status"] == "ok" and ranks["outputs"] == 3 and ranks["mpx_per_s"] > 0
     md = (out / "gpu_bench.md").read_text()
     assert "## Model alone" in md and "| 8 | 1 | 64 |" in md
     assert "on a 300 x 300 px raster" in md and "| random w8 (no buildings) | ok |" in md
+    assert "## Many rasters: 3 rasters of 200 x 200 px" in md and "| 2 | ok |" in md
     assert md in res.stdout  # printed last, for the device tool's output tail
 
 

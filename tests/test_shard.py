@@ -80,14 +80,15 @@ def test_rank_from_torchrun_environment():
             Shard.from_env(bad)
 
 
-def test_each_rank_gets_its_gpu_or_its_share_of_the_cores():
+def test_each_rank_gets_a_gpu_round_robin_or_its_share_of_the_cores():
     one, r1 = Shard(), Shard(3, 4, 1, 2)
     assert one.device_name("auto", 4) == "auto" and one.cpu_threads(16) is None
     assert r1.device_name("auto", 2) == "cuda:1" and r1.device_name("cuda", 2) == "cuda:1"
     assert r1.device_name("auto", 0) == "auto" and r1.device_name("cpu", 2) == "cpu"
     assert r1.device_name("cuda:0", 2) == "cuda:0"  # asked for by name: kept
-    with pytest.raises(ConfigError, match="--nproc-per-node 1"):
-        r1.device_name("cuda", 1)
+    assert r1.device_name("cuda", 1) == "cuda:0"  # two processes on this machine share its one GPU
+    assert [Shard(r, 8, r, 8).device_name("auto", 3) for r in range(8)] == [f"cuda:{i % 3}" for i in range(8)]
+    assert r1.device_name("cuda", 0) == "cuda"  # no GPU: left for resolve_device to refuse in one line
     assert r1.cpu_threads(16) == 8 and Shard(0, 3, 2, 3).cpu_threads(2) == 1
     assert Shard(0, 2, 0, 1).cpu_threads(16) is None  # one process on this machine: torch's own choice
 

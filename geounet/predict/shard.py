@@ -13,7 +13,8 @@ exactly the outputs that are missing (every rank skips existing outputs, as a si
   Balancing by pixel count would need every raster's size on every rank, and one rank failing to open
   one would give it another split; interleaving spreads the large and small rasters of a folder listed
   by name about evenly.
-- **Devices**: ``--device auto|cuda`` becomes ``cuda:LOCAL_RANK`` (one GPU per process of a machine);
+- **Devices**: ``--device auto|cuda`` becomes ``cuda:(LOCAL_RANK mod GPUs)``: one process per GPU, or several
+  sharing each GPU (one process's CPU side cannot keep a fast GPU busy);
   on CPU each rank uses its share of the machine's cores (``cores // LOCAL_WORLD_SIZE`` torch threads,
   only while it predicts: :func:`geounet.device.torch_threads`; torchrun sets ``OMP_NUM_THREADS=1``).
 - **Exit**: torchrun stops every rank of a machine as soon as one exits non-zero. So that a corrupt
@@ -106,15 +107,16 @@ class Shard:
         return [items[i] for i in shard_indices(len(items), self.rank, self.world)]
 
     def device_name(self, name: str, cuda_count: int) -> str:
-        """``--device`` for this rank: ``auto`` or ``cuda`` is ``cuda:LOCAL_RANK`` when there are GPUs
-        (``cuda_count``); an explicit ``cuda:N`` or ``cpu`` is kept."""
+        """``--device`` for this rank: ``auto`` or ``cuda`` is ``cuda:(LOCAL_RANK mod cuda_count)`` when there
+        are GPUs (``cuda_count``), so the processes of a machine share its GPUs evenly; an explicit ``cuda:N``
+        or ``cpu`` is kept."""
         name = (name or "auto").strip().lower()
-        if not self.enabled or name not in ("auto", "cuda") or (name == "auto" and cuda_count == 0):
+        if not self.enabled or name not in ("auto", "cuda") or cuda_count == 0:  # no GPU: resolve_device says so
             return name
-        if self.local_rank >= cuda_count:
-            raise ConfigError(f"{self.local_world} processes on this machine but {cuda_count} CUDA GPU(s): "
-                              f"use torchrun --nproc-per-node {max(cuda_count, 1)} (one process per GPU)")
-        return f"cuda:{self.local_rank}"
+        # more processes than GPUs share them round-robin: one process's reading, stitching and vectorising
+        # keep a fast GPU busy only a few percent of the time (docs/benchmarks.md, "Measured on an H200"),
+        # so several processes per GPU are how a many-core GPU machine predicts many rasters at its speed
+        return f"cuda:{self.local_rank % cuda_count}"
 
     def cpu_threads(self, cpus: int | None = None) -> int | None:
         """torch threads for this rank on CPU: its share of the machine's cores (None: one rank, unchanged)."""
