@@ -49,6 +49,8 @@ def sh(args: list[str]) -> str:
 def crop(src, window: Window, path: Path) -> box:
     """Write ``window`` of ``src`` to ``path`` (same profile, mask kept); return its bounds as a box."""
     profile = src.profile.copy()
+    for key in ("photometric", "jpeg_quality"):  # a JPEG/YCbCr source (Banepa) is written deflated, as RGB
+        profile.pop(key, None)
     transform = src.window_transform(window)
     profile.update(width=int(window.width), height=int(window.height), transform=transform,
                    tiled=True, blockxsize=256, blockysize=256, compress="deflate")

@@ -221,16 +221,25 @@ ROWS = {
         "--model", m["rgb"]), None, one_building_of(64 * 64 * 0.04)),
     "predict float32 with NaN for a uint8 model": Row(lambda d, m: predict(
         write_raster(d / "f.tif", np.full((3, 64, 64), np.nan, np.float32)), "-o", d / "o.geojson",
-        "--model", m["rgb"]), ["f.tif", "raster is float32", "uint8"]),
+        "--model", m["rgb"]), ["f.tif", "no valid pixels to measure its value range on"]),
+    "predict float32 with NaN no-data for a uint8 model (stretched)": Row(lambda d, m: predict(
+        write_raster(d / "f.tif", half_nan(), nodata=float("nan")), "-o", d / "o.geojson", "--model", m["rgb"]),
+        None, one_building_of(64 * 32 * 0.04)),
+    "predict float32 with undeclared NaN for a uint8 model (stretched)": Row(lambda d, m: predict(
+        write_raster(d / "f.tif", half_nan()), "-o", d / "o.geojson", "--model", m["rgb"]),
+        None, one_building_of(64 * 32 * 0.04)),
     "predict float32 with NaN no-data for a float model": Row(lambda d, m: predict(
         write_raster(d / "f.tif", half_nan(), nodata=float("nan")), "-o", d / "o.geojson", "--model", m["float"]),
         None, one_building_of(64 * 32 * 0.04)),
     "predict float32 with undeclared NaN for a float model": Row(lambda d, m: predict(
         write_raster(d / "f.tif", half_nan()), "-o", d / "o.geojson", "--model", m["float"]),
         None, one_building_of(64 * 32 * 0.04)),
-    "predict uint16 for a uint8 model": Row(lambda d, m: predict(
-        write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16)), "-o", d / "o.geojson", "--model", m["rgb"]),
-        ["u.tif", "raster is uint16"]),
+    "predict uint16 for a uint8 model, --input-range none": Row(lambda d, m: predict(
+        write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16)), "-o", d / "o.geojson", "--model", m["rgb"],
+        "--input-range", "none"), ["u.tif", "raster is uint16"]),
+    "predict uint16 for a uint8 model (stretched)": Row(lambda d, m: predict(
+        write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16) * 16), "-o", d / "o.geojson", "--model",
+        m["rgb"]), None, one_building_of(64 * 64 * 0.04)),
     "predict uint16 for a uint16 model": Row(lambda d, m: predict(
         write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16) * 12), "-o", d / "o.geojson", "--model",
         m["uint16"]), None, one_building_of(64 * 64 * 0.04)),

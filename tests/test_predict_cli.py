@@ -118,7 +118,7 @@ def _bad_cases(tmp_path, tif, ckpt):
         ([text, "-o", d / "o.geojson", "--model", ckpt], "notes.tif: not a raster"),
         ([nocrs, "-o", d / "o.geojson", "--model", ckpt], "nocrs.tif: raster has no CRS"),
         ([oneband, "-o", d / "o.geojson", "--model", ckpt], "gray.tif: raster has 1 band(s)"),
-        ([sixteen, "-o", d / "o.geojson", "--model", ckpt], "u16.tif: raster is uint16"),
+        ([sixteen, "-o", d / "o.geojson", "--model", ckpt, "--input-range", "none"], "u16.tif: raster is uint16"),
         ([tif, "-o", d / "o.geojson", "--model", corrupt], "corrupt.pt: truncated or damaged checkpoint"),
         ([tif, "-o", d / "o.geojson", "--model", foreign], "foreign.pt: not a geounet checkpoint"),
         ([tif, "-o", d / "o.geojson", "--model", d / "nope.pt"], "nope.pt: checkpoint not found"),

@@ -46,6 +46,7 @@ def _opt(*decls, **kw):
 @_opt("--wgs84", is_flag=True)
 @_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet", "osm"]))
 @_opt("--pixel-size", show_default=True, metavar="auto|native|METRES")
+@_opt("--input-range", show_default=True, metavar="auto|LOW,HIGH|none")
 @amp_opt
 @_opt("--tta", is_flag=True)
 @_opt("--adapt/--no-adapt", "adapt", show_default=True)

@@ -31,6 +31,7 @@ from ..io.raster import has_validity_mask, read_valid_mask
 from ..log import logger
 from .pipeline import Normaliser
 from .settings import RunOptions
+from .stretch import InputStretch
 
 ADAPT_BATCH = 4  # windows per forward pass: each pass's batch statistics come from this many windows
 CANDIDATES_PER_WINDOW = 4  # windows looked at (validity only) for each one used
@@ -79,7 +80,7 @@ def sample_size(src, tile: int, count: int, multiple: int) -> tuple[int, list[Wi
 
 
 def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptions,
-            device: torch.device, name: str | None = None) -> torch.nn.Module:
+            device: torch.device, name: str | None = None, stretch: InputStretch | None = None) -> torch.nn.Module:
     """A copy of ``model`` whose BatchNorm statistics are those of ``src``'s windows (see the module doc);
     ``model`` itself when the raster offers no fully valid window or the model has no BatchNorm.
     ``name`` names the raster in the log (``src`` may be a resampling VRT)."""
@@ -91,7 +92,7 @@ def adapted(model: torch.nn.Module, src, info: CheckpointInfo, options: RunOptio
         logger.warning("%s: no window without no-data to adapt to; using the model as trained", name)
         return model
     prep = info.preprocessing
-    normalise = Normaliser(prep)  # prediction's own: clipped, scaled, standardised
+    normalise = Normaliser(prep, stretch)  # prediction's own: stretched, clipped, scaled, standardised
     net = copy.deepcopy(model)
     layers = batchnorm_layers(net)
     for bn in layers:

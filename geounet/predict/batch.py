@@ -66,9 +66,9 @@ def _attempt(result: PredictResult, job: RasterJob, batch: bool, work: Callable[
         return False, None
 
 
-def _check_input(job: RasterJob, info: CheckpointInfo) -> None:
+def _check_input(job: RasterJob, info: CheckpointInfo, input_range) -> None:
     with open_input(job.input) as src:
-        check_raster(src, info, str(job.input))
+        check_raster(src, info, str(job.input), input_range)
 
 
 def _make_folders(folders: list[Path]) -> list[Path]:
@@ -151,7 +151,7 @@ def _predict(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo
         options = replace(options, progress=False)
     net = to_channels_last(net)
     # refuse unusable inputs before spending time on any of them
-    todo = [j for j in todo if _attempt(result, j, batch, lambda j=j: _check_input(j, info))[0]]
+    todo = [j for j in todo if _attempt(result, j, batch, lambda j=j: _check_input(j, info, options.input_range))[0]]
     if not todo:
         return result
     logger.info(

@@ -53,6 +53,7 @@ from .resolve import (check_model, check_raster, separation_channels, target_pix
                       vectorize_options)
 from .settings import PredictConfig, RunOptions
 from .stitch import StripStitcher
+from .stretch import InputStretch, input_stretch
 
 __all__ = ["PredictResult", "RasterResult", "predict_raster"]
 
@@ -194,16 +195,20 @@ def predict_raster(
     output = Path(output)
     probs = Path(probs) if probs is not None else None
     with open_input(input_path) as raster:
-        check_raster(raster, info, str(input_path))
+        check_raster(raster, info, str(input_path), options.input_range)
         target_px = _pixel_size_for(raster, info, options, input_path)
         sink = open_sink(output, raster, input_path, options, existing, preview, info.preprocessing.bands)
         with resampled(raster, target_px) as src:
             layout = _layout(src, info, options)
             _log_separation(input_path, layout)
+            stretch = input_stretch(src, info.preprocessing, options.input_range, str(input_path))
+            if stretch is not None:
+                logger.info("%s: raw values stretched to the model's range, per band: %s", input_path,
+                            stretch.describe())
             if options.adapt:  # before folding: adapting re-estimates the BatchNorm statistics that folding fixes
-                model = adapted(model, src, info, options, device, str(input_path))
+                model = adapted(model, src, info, options, device, str(input_path), stretch)
             model = inference_model(model)  # BatchNorm folded into the convolutions (a copy)
-            result = _Run(model, info, src, layout, options, device, input_path, sink, probs).run()
+            result = _Run(model, info, src, layout, options, device, input_path, sink, probs, stretch).run()
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -212,7 +217,8 @@ class _Run:
     """One raster's pipeline: the reader and writer threads around the model loop of the main thread."""
 
     def __init__(self, model: torch.nn.Module, info: CheckpointInfo, src, layout: _Layout, options: RunOptions,
-                 device: torch.device, input_path: Path | str | Mosaic, sink: FootprintSink, probs: Path | None):
+                 device: torch.device, input_path: Path | str | Mosaic, sink: FootprintSink, probs: Path | None,
+                 stretch: InputStretch | None = None):
         self.model, self.info, self.layout, self.options, self.device = model, info, layout, options, device
         self.input_path, self.sink, self.output = input_path, sink, (output := sink.output)
         self.stop = threading.Event()
@@ -224,7 +230,7 @@ class _Run:
         self.windows_q: queue.Queue = queue.Queue(maxsize=WINDOW_QUEUE)
         self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE)
         self.reader = Reader(src, layout.stitchers, info, options.batch_size, device.type == "cuda", self.windows_q,
-                             self.stop, options.gdal_cache_mb)
+                             self.stop, options.gdal_cache_mb, stretch)
         self.writer = Writer(self.strips_q, self.stop, self.vectorizer, self.prob_writer, layout.column_bands, output,
                              options.gdal_cache_mb)
         n_windows = sum(st.n_windows for st in layout.stitchers)

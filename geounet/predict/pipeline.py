@@ -45,6 +45,7 @@ from ..io.raster import gdal_env, raise_user_error
 from ..log import logger
 from ..vectorize import StripVectorizer
 from .stitch import StripStitcher
+from .stretch import InputStretch
 from .strips import StripBuffer
 
 __all__ = [
@@ -155,18 +156,28 @@ class WriteDone:
 
 
 class Normaliser:
-    """Raw window pixels (bands, rows, cols) to the model's input as prediction feeds it: clipped to
-    ``[0, scale]`` as in training (:meth:`~geounet.config.Preprocessing.clip_raw`), then ``x * mul + add``
-    with ``mul = 1 / (scale * std)`` and ``add = -mean / std`` per band; float32, a new array."""
+    """Raw window pixels (bands, rows, cols) to the model's input as prediction feeds it: with a
+    ``stretch`` (imagery of another data type, :mod:`.stretch`) first ``(x - low) * scale / (high - low)``
+    per band; clipped to ``[0, scale]`` as in training (:meth:`~geounet.config.Preprocessing.clip_raw`),
+    then ``x * mul + add`` with ``mul = 1 / (scale * std)`` and ``add = -mean / std`` per band; float32, a
+    new array."""
 
-    def __init__(self, prep: Preprocessing):
+    def __init__(self, prep: Preprocessing, stretch: InputStretch | None = None):
         self.prep = prep
         std = np.asarray(prep.std, np.float32)
         self.mul = (1.0 / (np.float32(prep.scale) * std))[:, None, None].astype(np.float32)
         self.add = (-np.asarray(prep.mean, np.float32) / std)[:, None, None].astype(np.float32)
+        self.low = self.gain = None
+        if stretch is not None:
+            self.low = np.asarray(stretch.low, np.float32)[:, None, None]
+            self.gain = stretch.gains(prep.scale)[:, None, None]
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        x = self.prep.clip_raw(raw.astype(np.float32))
+        x = raw.astype(np.float32)
+        if self.low is not None:
+            x -= self.low
+            x *= self.gain
+        x = self.prep.clip_raw(x)
         x *= self.mul
         x += self.add
         return x
@@ -179,12 +190,13 @@ class Reader(threading.Thread):
     """
 
     def __init__(self, src: rasterio.io.DatasetReader, stitchers: list[StripStitcher], info: CheckpointInfo,
-                 batch_size: int, pin: bool, out: queue.Queue, stop: threading.Event, gdal_cache_mb: int):
+                 batch_size: int, pin: bool, out: queue.Queue, stop: threading.Event, gdal_cache_mb: int,
+                 stretch: InputStretch | None = None):
         super().__init__(name="geounet-reader", daemon=True)
         self.src, self.stitchers, self.batch_size, self.pin = src, stitchers, batch_size, pin
         self.out, self.stop, self.gdal_cache_mb = out, stop, gdal_cache_mb
         self.raster_bands = list(info.preprocessing.bands)
-        self.normalise = Normaliser(info.preprocessing)
+        self.normalise = Normaliser(info.preprocessing, stretch)
         self.th, self.tw = stitchers[0].rows.size, stitchers[0].cols.size  # multiples of 2**depth
 
     def run(self) -> None:

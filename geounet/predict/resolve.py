@@ -24,6 +24,7 @@ from ..io.raster import check_bands, ground_pixel_xy, pixel_size_m
 from ..log import progress_enabled
 from ..vectorize import VectorizeOptions
 from .settings import PredictConfig, RunOptions, VectorizeConfig, default_batch_size, default_overlap, default_tile_size
+from .stretch import dtype_fits, parse_input_range
 
 __all__ = ["check_model", "check_raster", "resolve_options", "parse_pixel_size", "separation_channels", "channels_for",
            "check_polygon_settings",
@@ -51,7 +52,7 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
     settings.update(
         threshold=float(config.threshold), min_area=float(config.min_area), simplify=float(config.simplify),
         wgs84=bool(config.wgs84), amp=bool(config.amp), overwrite=bool(config.overwrite),
-        pixel_size=parse_pixel_size(config.pixel_size),
+        pixel_size=parse_pixel_size(config.pixel_size), input_range=parse_input_range(config.input_range),
         separate=None if config.separate is None else bool(config.separate), regularize=bool(config.regularize),
         seed_threshold=None if config.seed_threshold is None else float(config.seed_threshold),
     )
@@ -118,25 +119,19 @@ def check_model(info: CheckpointInfo) -> None:
         )
 
 
-def _dtype_fits(raster_dtype: str, model_dtype: str) -> bool:
-    if raster_dtype == model_dtype:
-        return True
-    floats = {"float32", "float64"}
-    return raster_dtype in floats and model_dtype in floats
-
-
-def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path) -> None:
-    """Refuse a raster whose bands or data type the checkpoint cannot use (its CRS is checked on open)."""
+def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path, input_range="auto") -> None:
+    """Refuse a raster whose bands the checkpoint cannot use, or whose data type is not the model's with
+    ``input_range`` ``none`` (:mod:`.stretch`; its CRS is checked on open)."""
     prep = info.preprocessing
     check_bands(src, prep.bands, os.fspath(path))
-    dtypes = {src.dtypes[b - 1] for b in prep.bands}
-    bad = [d for d in sorted(dtypes) if not _dtype_fits(d, prep.dtype)]
-    if bad:
-        raise InputError(
-            f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery "
-            f"(divided by {prep.scale:g}); convert it to {prep.dtype} first",
-            path,
-        )
+    if parse_input_range(input_range) == "none":
+        bad = sorted({src.dtypes[b - 1] for b in prep.bands if not dtype_fits(src.dtypes[b - 1], prep.dtype)})
+        if bad:
+            raise InputError(
+                f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery (divided by {prep.scale:g}); "
+                f"convert it, or give --input-range auto or LOW,HIGH",
+                path,
+            )
 
 
 def target_pixel_size(setting, native_m: float, model_m: float | None,

@@ -143,6 +143,11 @@ class ReadSettings:
     pixel_size: str | float | None = setting(
         "auto", "Resample on the fly to this ground pixel size; auto: the model's, when the raster's is "
                 "over 20% off.")
+    input_range: str = setting(
+        "auto", "Imagery of another data type than the model's (e.g. 16-bit satellite scenes for the 8-bit "
+                "default model): auto stretches each band between its 0.1th and 99.9th percentiles of valid pixels, "
+                "sampled over the raster; LOW,HIGH maps those raw values to the model's range for every band "
+                "and raster (the same for every tile of a mosaic); none refuses such a raster.")
     gdal_cache_mb: int = setting(
         32, "GDAL block cache in MB while predicting: what a resampled read (--pixel-size) needs to decode each "
             "source block once (about two block-rows of the source under a column band); native reads decode "

@@ -1,0 +1,104 @@
+"""predict --input-range: imagery of another data type than the model's (16-bit satellite scenes, float
+reflectances for an 8-bit model) is stretched per band to the model's range (geounet/predict/stretch.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import shapely
+from click.testing import CliRunner
+
+from geounet.cli import cli
+from geounet.errors import ConfigError, InputError
+from geounet.predict import PredictConfig, predict
+from geounet.predict.pipeline import Normaliser
+from geounet.predict.stretch import InputStretch, input_stretch, parse_input_range
+
+from helpers_predict import BrightModel, constant_checkpoint, prep, scene, toy_info, write_raster
+
+RECTS = ((40, 40, 90, 100), (150, 120, 200, 230))
+CFG = dict(tile_size=64, overlap=16, min_area=0.0, simplify=0.0, progress=False)
+
+
+def footprints(path) -> list:
+    return sorted(pyogrio.read_dataframe(path).geometry, key=lambda g: (g.bounds[0], g.bounds[1]))
+
+
+def test_the_setting_is_auto_none_or_two_increasing_numbers():
+    assert parse_input_range("auto") == "auto" and parse_input_range(" None ") == "none"
+    assert parse_input_range("0,2047") == (0.0, 2047.0) and parse_input_range((1, 2.5)) == (1.0, 2.5)
+    for bad in ("5,3", "1,1", "x", "1,2,3", "nan,4"):
+        with pytest.raises(ConfigError, match="--input-range"):
+            parse_input_range(bad)
+
+
+def test_a_linear_16_bit_copy_with_its_range_given_predicts_the_8_bit_buildings(tmp_path):
+    img8 = scene((256, 256), RECTS)
+    u8 = write_raster(tmp_path / "u8.tif", img8)
+    u16 = write_raster(tmp_path / "u16.tif", img8.astype(np.uint16) * 8 + 37, dtype="uint16")  # 37 .. 2077
+    model = (BrightModel(), toy_info())
+    predict(PredictConfig(inputs=[u8], output=tmp_path / "a.gpkg", **CFG), model=model)
+    predict(PredictConfig(inputs=[u16], output=tmp_path / "b.gpkg", input_range="37,2077", **CFG), model=model)
+    a, b = footprints(tmp_path / "a.gpkg"), footprints(tmp_path / "b.gpkg")
+    assert len(a) == 2 and [g.wkb for g in a] == [g.wkb for g in b]
+    # auto: stretched between the sampled 0.1th and 99.9th percentiles: the same two buildings, nearly the same shape
+    predict(PredictConfig(inputs=[u16], output=tmp_path / "c.gpkg", **CFG), model=model)
+    c = footprints(tmp_path / "c.gpkg")
+    assert len(c) == 2
+    for g, h in zip(a, c):
+        assert g.intersection(h).area / g.union(h).area > 0.9
+
+
+def test_auto_measures_valid_pixels_only_and_is_the_same_every_time(tmp_path):
+    img = scene((256, 256), RECTS).astype(np.uint16) * 8 + 37
+    valid = np.ones((256, 256), bool)
+    valid[:, 160:] = False
+    img[:, ~valid] = 65535  # fill under the mask: must not become the bright end of the stretch
+    tif = write_raster(tmp_path / "m.tif", img, valid=valid, dtype="uint16")
+    with rasterio.open(tif) as src:
+        s = input_stretch(src, prep(), "auto", str(tif))
+        assert s == input_stretch(src, prep(), "auto", str(tif))
+        assert input_stretch(src, prep(dtype="uint16", scale=4000.0), "auto", str(tif)) is None  # the model's type
+        assert input_stretch(src, prep(), "0,4095", str(tif)) == InputStretch((0.0,) * 3, (4095.0,) * 3)
+    mine = img[:, valid]
+    for b in range(3):
+        assert mine[b].min() <= s.low[b] <= np.percentile(mine[b], 1)
+        assert np.percentile(mine[b], 99) <= s.high[b] <= mine[b].max() < 65535
+
+
+def test_a_raster_with_no_valid_pixel_is_refused_in_one_line(tmp_path):
+    tif = write_raster(tmp_path / "empty.tif", np.zeros((3, 64, 64), np.uint16), valid=np.zeros((64, 64), bool),
+                       dtype="uint16")
+    with rasterio.open(tif) as src, pytest.raises(InputError, match="no valid pixels"):
+        input_stretch(src, prep(), "auto", str(tif))
+
+
+def test_the_normaliser_stretches_then_clips_as_in_training():
+    p = prep()  # scale 255, mean 0.3, std 0.3
+    n = Normaliser(p, InputStretch((100.0, 100.0, 100.0), (1100.0, 1100.0, 1100.0)))
+    raw = np.array([0, 100, 600, 1100, 5000], np.float32).reshape(1, 1, 5).repeat(3, 0)
+    x = n(raw.astype(np.uint16))
+    expect = (np.array([0.0, 0.0, 0.5, 1.0, 1.0], np.float32) - 0.3) / 0.3
+    assert np.allclose(x[0, 0], expect, atol=1e-6)
+
+
+def test_cli_predicts_float_reflectances_with_an_8_bit_model_and_refuses_them_with_none(tmp_path):
+    ckpt = constant_checkpoint(tmp_path / "m.pt", 3.0)
+    tif = write_raster(tmp_path / "refl.tif", scene((64, 64)).astype(np.float32) / 255 * 0.4, dtype="float32")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["-q", "predict", str(tif), "-o", str(tmp_path / "o.geojson"), "--model", str(ckpt)])
+    assert res.exit_code == 0, res.output
+    (feature,) = json.loads((tmp_path / "o.geojson").read_text())["features"]  # a constant model: one building
+    assert shapely.geometry.shape(feature["geometry"]).area == pytest.approx(64 * 64 * 0.04)
+    res = runner.invoke(cli, ["-q", "predict", str(tif), "-o", str(tmp_path / "p.geojson"), "--model", str(ckpt),
+                              "--input-range", "none"])
+    assert res.exit_code == 1 and not (tmp_path / "p.geojson").exists()
+    assert "refl.tif: raster is float32 but the model was trained on uint8 imagery" in res.output
+    res = runner.invoke(cli, ["-q", "predict", str(tif), "-o", str(tmp_path / "q.geojson"), "--model", str(ckpt),
+                              "--input-range", "3,1"])
+    assert res.exit_code != 0 and "HIGH must be a number above LOW" in res.output
+    assert not (tmp_path / "q.geojson").exists()
