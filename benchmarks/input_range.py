@@ -12,7 +12,9 @@ two uint16 copies (same grid, same mask), with the transfer functions 16-bit del
 Each copy is predicted (``--input-range auto`` at each pair of ``--percentiles``), and the 8-bit original
 once, by the leave-one-place-out model that never saw the place (``RUNS/without-PLACE/best.pt``, so the
 numbers are of unseen imagery), and scored with ``geounet evaluate`` (object F1 at IoU 0.5, pixel IoU).
-Banepa is its main raster only. Prints a Markdown table; run it alone on the machine.
+Banepa is its main raster only. ``--stretch-8-bit`` also predicts the 8-bit original stretched the same way
+(per-raster normalisation of imagery of the model's own type, which ``auto`` does not do: does it help on
+unseen places?). Prints a Markdown table; run it alone on the machine.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import rasterio
 import geounet.predict.stretch as stretch_mod
 from geounet.predict import PredictConfig, predict
 
+DTYPE_FITS = stretch_mod.dtype_fits
 TRANSFERS = {
     "linear": lambda v: v.astype(np.float32) * 8 + 37,
     "radiance": lambda v: 3000 * (v.astype(np.float32) / 255) ** 2.2 + 60,
@@ -62,6 +65,8 @@ def main() -> None:
     ap.add_argument("--places", default="zanzibar,joplin,nacala,banepa")
     ap.add_argument("--percentiles", nargs="+", default=["2,98", "1,99", "0.5,99.5", "0.1,99.9", "0,100"])
     ap.add_argument("--out", type=Path, default=Path("/tmp/input-range"))
+    ap.add_argument("--stretch-8-bit", action="store_true", help="also stretch the 8-bit originals")
+    ap.add_argument("--no-16-bit", action="store_true", help="skip the uint16 copies")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     print("| place | imagery | stretch | TP | FP | FN | object F1 | pixel IoU | predict s |")
@@ -71,7 +76,8 @@ def main() -> None:
         truth = a.shared / place / f"{place}_buildings.geojson"
         model = str(a.runs / f"without-{place}" / "best.pt")
         runs = [("uint8 (original)", tif, None)]
-        for name, transfer in TRANSFERS.items():
+        runs += [("uint8 stretched", tif, p) for p in a.percentiles] if a.stretch_8_bit else []
+        for name, transfer in ({} if a.no_16_bit else TRANSFERS).items():
             copy = a.out / f"{place}-{name}.tif"
             if not copy.exists():
                 copy16(tif, copy, transfer)
@@ -79,6 +85,8 @@ def main() -> None:
         for label, raster, pct in runs:
             if pct is not None:
                 stretch_mod.PERCENTILES = tuple(float(v) for v in pct.split(","))
+            # the 8-bit original stretched too: auto then treats it as of another type than the model's
+            stretch_mod.dtype_fits = (lambda r, m: False) if label == "uint8 stretched" else DTYPE_FITS
             pred = a.out / f"{place}-{label.split()[0]}-{label.split()[-1].strip('()')}-{pct or 'none'}.gpkg"
             pred.unlink(missing_ok=True)
             t0 = time.perf_counter()

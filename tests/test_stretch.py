@@ -1,16 +1,20 @@
 """predict --input-range: imagery of another data type than the model's (16-bit satellite scenes, float
-reflectances for an 8-bit model) is stretched per band to the model's range (geounet/predict/stretch.py)."""
+reflectances for an 8-bit model) is stretched per band to the model's range (geounet/predict/stretch.py);
+predict --bands: which raster bands feed the model's channels (a blue-green-red file)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyogrio
 import pytest
 import rasterio
 import shapely
+import torch
 from click.testing import CliRunner
+from rasterio.enums import ColorInterp
 
 from geounet.cli import cli
 from geounet.errors import ConfigError, InputError
@@ -102,3 +106,49 @@ def test_cli_predicts_float_reflectances_with_an_8_bit_model_and_refuses_them_wi
                               "--input-range", "3,1"])
     assert res.exit_code != 0 and "HIGH must be a number above LOW" in res.output
     assert not (tmp_path / "q.geojson").exists()
+
+
+# ---------------------------------------------------------------- --bands: which raster bands feed the model
+
+
+class RedModel(torch.nn.Module):
+    """Buildings where the model's first channel (red, for the bundled models) is bright: channel order matters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 12.0 * ((x[:, :1] * 0.3 + 0.3) - 0.5)  # undo the helpers' normalisation (mean 0.3, std 0.3)
+
+
+def bgr_raster(path) -> Path:
+    """Red roofs on grey ground, stored blue, green, red and labelled so."""
+    img = np.full((3, 128, 128), 60, np.uint8)
+    img[2, 20:60, 30:90] = 220  # the red band is the third
+    tif = write_raster(path, img)
+    with rasterio.open(tif, "r+") as dst:
+        dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red]
+    return tif
+
+
+def test_bands_picks_the_raster_bands_of_the_models_channels_and_a_blue_green_red_file_is_warned_of(tmp_path, caplog):
+    tif = bgr_raster(tmp_path / "bgr.tif")
+    model = (RedModel(), toy_info())
+    with caplog.at_level("WARNING", logger="geounet"):
+        predict(PredictConfig(inputs=[tif], output=tmp_path / "a.gpkg", **CFG), model=model)
+    assert len(pyogrio.read_dataframe(tmp_path / "a.gpkg")) == 0  # read as red, green, blue: no red roof
+    assert "which this raster labels blue, green, red; give --bands 3,2,1" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="geounet"):
+        predict(PredictConfig(inputs=[tif], output=tmp_path / "b.gpkg", bands="3,2,1", **CFG), model=model)
+    (roof,) = pyogrio.read_dataframe(tmp_path / "b.gpkg").geometry
+    assert roof.area == pytest.approx(40 * 60 * 0.04, rel=0.05) and "give --bands" not in caplog.text
+
+
+def test_bands_of_the_wrong_count_or_beyond_the_raster_are_refused_in_one_line(tmp_path):
+    ckpt = constant_checkpoint(tmp_path / "m.pt", 3.0)
+    tif = bgr_raster(tmp_path / "bgr.tif")
+    runner = CliRunner()
+    for bands, message in (("3,2", "--bands '3,2': the model takes 3 channel(s)"), ("a,b,c", "expected band numbers"),
+                           ("4,2,1", "bgr.tif: raster has 3 band(s) but the model reads band(s) [4, 2, 1]")):
+        res = runner.invoke(cli, ["-q", "predict", str(tif), "-o", str(tmp_path / "o.geojson"), "--model", str(ckpt),
+                                  "--bands", bands])
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert not (tmp_path / "o.geojson").exists()

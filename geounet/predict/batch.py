@@ -36,7 +36,7 @@ from ..model.inference import to_channels_last
 from .driver import PredictResult, RasterResult, _load_model, predict_raster
 from .existing import ExistingBuildings
 from .plan import RasterJob, folders_to_create, name_jobs, prepare_jobs
-from .resolve import check_polygon_settings, check_raster, resolve_options
+from .resolve import check_polygon_settings, check_raster, resolve_options, with_bands
 from .settings import PredictConfig
 from .shard import Shard
 
@@ -146,6 +146,7 @@ def _predict(config: PredictConfig, model: tuple[torch.nn.Module, CheckpointInfo
         return result
     device, threads = _device(config, shard)
     net, info = _load_model(config, model, device)
+    info = with_bands(info, config.bands)  # --bands: which raster bands feed the model's channels
     options = resolve_options(config, info, device)
     if shard.local_world > 1:  # the bar would overwrite the log lines of the other processes on this terminal
         options = replace(options, progress=False)

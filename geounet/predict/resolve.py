@@ -12,16 +12,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import rasterio
 import torch
+from rasterio.enums import ColorInterp
 
 from ..config import CheckpointInfo
 from ..errors import CheckpointError, ConfigError, InputError
 from ..grid import area_px, length_px
 from ..io.raster import check_bands, ground_pixel_xy, pixel_size_m
-from ..log import progress_enabled
+from ..log import logger, progress_enabled
 from ..vectorize import VectorizeOptions
 from .settings import PredictConfig, RunOptions, VectorizeConfig, default_batch_size, default_overlap, default_tile_size
 from .stretch import dtype_fits, parse_input_range
@@ -119,11 +120,40 @@ def check_model(info: CheckpointInfo) -> None:
         )
 
 
+def with_bands(info: CheckpointInfo, bands) -> CheckpointInfo:
+    """``info`` reading raster ``bands`` (``--bands``: text ``"3,2,1"`` or indexes) for the model's channels,
+    in order; ``info`` itself when ``bands`` is None. Refuses a count other than the model's channels."""
+    if bands is None or (isinstance(bands, str) and not bands.strip()):
+        return info
+    try:
+        picked = tuple(int(b) for b in (bands.split(",") if isinstance(bands, str) else bands))
+    except (TypeError, ValueError):
+        raise ConfigError(f"--bands {bands!r}: expected band numbers separated by commas, e.g. 3,2,1") from None
+    n = info.model.in_channels
+    if len(picked) != n or min(picked) < 1:
+        raise ConfigError(f"--bands {bands!r}: the model takes {n} channel(s), give {n} band number(s) from 1")
+    return replace(info, preprocessing=replace(info.preprocessing, bands=picked))
+
+
+def _warn_colour_order(src, bands: tuple[int, ...], path) -> None:
+    """Warn when the model reads exactly the bands the raster labels red, green and blue, in another order
+    (a blue-green-red file): the model's channels are not named, so it cannot be fixed silently."""
+    ci = {c: i for i, c in zip(src.indexes, src.colorinterp)}
+    rgb = tuple(ci.get(c) for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue))
+    if None in rgb or set(rgb) != set(bands[:3]) or rgb == bands[:3]:
+        return
+    names = {rgb[0]: "red", rgb[1]: "green", rgb[2]: "blue"}
+    logger.warning("%s: the model reads bands %s, which this raster labels %s; give --bands %s if the model "
+                   "expects red, green, blue (the bundled ones do)", path, ",".join(map(str, bands[:3])),
+                   ", ".join(names[b] for b in bands[:3]), ",".join(map(str, rgb + bands[3:])))
+
+
 def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path, input_range="auto") -> None:
     """Refuse a raster whose bands the checkpoint cannot use, or whose data type is not the model's with
-    ``input_range`` ``none`` (:mod:`.stretch`; its CRS is checked on open)."""
+    ``input_range`` ``none`` (:mod:`.stretch`; its CRS is checked on open); warn about a blue-green-red one."""
     prep = info.preprocessing
     check_bands(src, prep.bands, os.fspath(path))
+    _warn_colour_order(src, prep.bands, path)
     if parse_input_range(input_range) == "none":
         bad = sorted({src.dtypes[b - 1] for b in prep.bands if not dtype_fits(src.dtypes[b - 1], prep.dtype)})
         if bad:

@@ -217,6 +217,9 @@ class PredictConfig(WindowSettings, PolygonSettings, SeparationSettings, ReadSet
         None, "Pixels shared by neighbouring windows, blended smoothly (default: tile size / 4).")
     batch_size: int | None = setting(None, "Windows per batch.")
     device: str = setting("auto", "Where the model runs; auto picks CUDA when available.")
+    bands: str | Sequence[int] | None = setting(
+        None, "Raster bands for the model's channels, in order, e.g. 3,2,1 for imagery stored blue, green, red "
+              "(default: the bands the model was trained on, 1,2,3 for the bundled models).")
     fmt: str | None = setting(None, "File format when OUTPUT is a folder (default: geojson).")
     tta: bool = setting(
         False, "Test-time augmentation: average the 8 flips and 90-degree rotations (8x slower).")
