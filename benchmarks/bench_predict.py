@@ -96,7 +96,23 @@ def child_monai(args) -> dict:
     net = net.to(memory_format=torch.channels_last)
     prep = info.preprocessing
     with rasterio.open(args.raster) as src:
-        img = src.read(list(prep.bands)).astype(np.float32)
+        # at the pixel size predict reads (--pixel-size): the same bilinear resampling as geounet's ScaledRaster,
+        # onto the grid of geounet's --probs when given (same shape, so the masks compare pixel for pixel)
+        from geounet.io.raster import IMAGE_RESAMPLING, pixel_size_m
+        from geounet.predict.resolve import parse_pixel_size, target_pixel_size
+
+        target = target_pixel_size(parse_pixel_size(args.pixel_size or "native"), pixel_size_m(src),
+                                   prep.pixel_size_m, prep.pixel_size_range_m)
+        shape = None
+        if target is not None:
+            if args.compare:
+                with rasterio.open(args.compare) as p:
+                    shape = (p.height, p.width)
+            else:
+                f = pixel_size_m(src) / target
+                shape = (max(1, round(src.height * f)), max(1, round(src.width * f)))
+        img = src.read(list(prep.bands), out_shape=None if shape is None else (len(prep.bands), *shape),
+                       resampling=IMAGE_RESAMPLING).astype(np.float32)
     std = np.asarray(prep.std, np.float32)[:, None, None]
     mean = np.asarray(prep.mean, np.float32)[:, None, None]
     img /= prep.scale
@@ -122,7 +138,7 @@ def child_monai(args) -> dict:
         )
     mask = (probs[0, 0] >= 0.5).numpy()
     seconds = time.perf_counter() - t0
-    out = {"raster_pixels": int(mask.size), "pixels": int(mask.size), "seconds": seconds, "model_seconds": model_time, "peak_rss_mb": peak_rss_mb()}
+    out = {"raster_pixels": raster_pixels(args.raster), "pixels": int(mask.size), "seconds": seconds, "model_seconds": model_time, "peak_rss_mb": peak_rss_mb()}
     if args.compare:
         with rasterio.open(args.compare) as p:
             ours = p.read(1) >= 128
@@ -247,13 +263,15 @@ def bench_monai(args) -> list[dict]:
     raster = args.raster[0]
     with tempfile.TemporaryDirectory() as d:
         probs = Path(d) / "p.tif"
-        # MONAI runs on the raster's own pixels: so does geounet here (--pixel-size native), so both
-        # compute the same pixels and the masks can be compared pixel for pixel
+        # both read the raster at the same pixel size (--pixel-size, native unless given: MONAI gets the
+        # raster resampled in memory as geounet resamples it), so both compute the same pixels and the
+        # masks compare pixel for pixel
+        px = args.pixel_size or "native"
         ours = run_child("geounet", raster, out=Path(d) / "b.gpkg", probs=probs, device=args.device,
                          tile=args.tile, overlap=args.overlap, batch=args.batch, model=args.model,
-                         **{"pixel-size": "native"})
+                         **{"pixel-size": px})
         peer = run_child("monai", raster, device=args.device, tile=args.tile, batch=args.batch, model=args.model,
-                         compare=probs)
+                         compare=probs, **{"pixel-size": px})
     ours["name"] = "geounet predict (streaming; + --probs GeoTIFF + polygons)"
     peer["name"] = "MONAI sliding_window_inference, gaussian (whole raster in memory; mask only)"
     print(f"\nMachine: {machine()}\nRaster: {raster}\n")
