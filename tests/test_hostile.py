@@ -222,18 +222,14 @@ ROWS = {
     "predict float32 with NaN for a uint8 model": Row(lambda d, m: predict(
         write_raster(d / "f.tif", np.full((3, 64, 64), np.nan, np.float32)), "-o", d / "o.geojson",
         "--model", m["rgb"]), ["f.tif", "no valid pixels to measure its value range on"]),
-    "predict float32 with NaN no-data for a uint8 model (stretched)": Row(lambda d, m: predict(
-        write_raster(d / "f.tif", half_nan(), nodata=float("nan")), "-o", d / "o.geojson", "--model", m["rgb"]),
-        None, one_building_of(64 * 32 * 0.04)),
-    "predict float32 with undeclared NaN for a uint8 model (stretched)": Row(lambda d, m: predict(
-        write_raster(d / "f.tif", half_nan()), "-o", d / "o.geojson", "--model", m["rgb"]),
-        None, one_building_of(64 * 32 * 0.04)),
-    "predict float32 with NaN no-data for a float model": Row(lambda d, m: predict(
-        write_raster(d / "f.tif", half_nan(), nodata=float("nan")), "-o", d / "o.geojson", "--model", m["float"]),
-        None, one_building_of(64 * 32 * 0.04)),
-    "predict float32 with undeclared NaN for a float model": Row(lambda d, m: predict(
-        write_raster(d / "f.tif", half_nan()), "-o", d / "o.geojson", "--model", m["float"]),
-        None, one_building_of(64 * 32 * 0.04)),
+    # half NaN, declared as no-data or not: the other half is the building, for a float model and (stretched
+    # by --input-range auto) for a uint8 one
+    **{f"predict float32 with {how} for a {kind} model": Row(
+        lambda d, m, key=key, nodata=nodata: predict(write_raster(d / "f.tif", half_nan(), **nodata), "-o",
+                                                     d / "o.geojson", "--model", m[key]),
+        None, one_building_of(64 * 32 * 0.04))
+       for how, nodata in (("NaN no-data", {"nodata": float("nan")}), ("undeclared NaN", {}))
+       for kind, key in (("float", "float"), ("uint8", "rgb"))},
     "predict uint16 for a uint8 model, --input-range none": Row(lambda d, m: predict(
         write_raster(d / "u.tif", scene((64, 64)).astype(np.uint16)), "-o", d / "o.geojson", "--model", m["rgb"],
         "--input-range", "none"), ["u.tif", "raster is uint16"]),
