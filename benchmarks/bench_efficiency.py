@@ -1,6 +1,6 @@
 """predict against the model alone: how much of predict's wall time is the model.
 
-    python benchmarks/bench_efficiency.py RASTER [RASTER ...] [--model default] [--repeat 1]
+    python benchmarks/bench_efficiency.py RASTER [RASTER ...] [--model default] [--repeat 1] [--predict-args "..."]
 
 For each raster, in fresh child processes (one at a time; run it alone on the machine):
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -65,9 +66,10 @@ def child_model(args) -> dict:
     return {"seconds_per_window": out}
 
 
-def predict_command(raster: str, model: str | None, folder: Path) -> dict:
+def predict_command(raster: str, model: str | None, folder: Path, extra: list[str] = ()) -> dict:
     """``python -m geounet -v predict``: command wall seconds and the windows it ran (from its log)."""
-    cmd = [sys.executable, "-m", "geounet", "-v", "predict", raster, "-o", str(folder / "x.gpkg"), "--overwrite"]
+    cmd = [sys.executable, "-m", "geounet", "-v", "predict", raster, "-o", str(folder / "x.gpkg"), "--overwrite",
+           *extra]
     if model:
         cmd += ["--model", model]
     t0 = time.perf_counter()
@@ -90,6 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=4.0, help="model-only: time per batch size")
     ap.add_argument("--repeat", type=int, default=1, help="predict runs per raster (the fastest is kept)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--predict-args", default="", help="more predict options, e.g. --predict-args='--tile-size 768'")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tile", type=int, default=512, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -99,7 +102,8 @@ def main(argv=None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as d:
         for raster in args.raster:
-            runs = [predict_command(raster, args.model, Path(d)) for _ in range(args.repeat)]
+            runs = [predict_command(raster, args.model, Path(d), shlex.split(args.predict_args))
+                    for _ in range(args.repeat)]
             r = min(runs, key=lambda x: x["command_seconds"])
             cmd = [sys.executable, str(HERE), raster, "--_child", "--tile", str(r["tile"]), "--device", args.device,
                    "--seconds", str(args.seconds)] + (["--model", args.model] if args.model else [])

@@ -111,6 +111,8 @@ def main() -> None:
     ap.add_argument("--skip-zero-shot", action="store_true")
     ap.add_argument("--pixel-size", type=float, default=None,
                     help="train (fine-tune and scratch) at this pixel size instead of the --init model's")
+    ap.add_argument("--finetune-args", default="", help="more `geounet train` options for the fine-tunes, "
+                                                        "e.g. --finetune-args=--freeze-encoder")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,9 +130,10 @@ def main() -> None:
                 row(place, what, p, secs)
         for minutes in [float(m) for m in a.minutes.split(",") if m]:
             run = out / f"{place}-ft{minutes:g}"
-            train(files, run, minutes, "--init", a.init, *scale_args)
+            train(files, run, minutes, "--init", a.init, *scale_args, *shlex.split(a.finetune_args))
             p, secs = score(str(run / "last.pt"), files, out / f"{place}-ft{minutes:g}.gpkg")
-            row(place, f"--init {a.init}, {minutes:g} min{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
+            row(place, f"--init {a.init} {a.finetune_args}, {minutes:g} min"
+                       f"{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
         if a.scratch_minutes:
             run = out / f"{place}-scratch"
             p = info.preprocessing
