@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-import geounet.predict.stretch as stretch_mod
+import geounet.io.stretch as stretch_mod
 from geounet.predict import PredictConfig, predict
 
 DTYPE_FITS = stretch_mod.dtype_fits

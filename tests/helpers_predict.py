@@ -141,6 +141,20 @@ class Counting(nn.Module):
         return self.inner(x)
 
 
+class Recording(nn.Module):
+    """Wraps a model and keeps a copy of every batch it is given (copies of the module, as --adapt
+    makes, record into the same list)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+        self.inner, self.record = inner, self.inputs.append  # a builtin method: deepcopy keeps it
+
+    def forward(self, x):
+        self.record(x.detach().clone())
+        return self.inner(x)
+
+
 class Interrupting(nn.Module):
     """Raises KeyboardInterrupt (as Ctrl-C would) on its ``after``-th call."""
 

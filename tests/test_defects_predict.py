@@ -12,21 +12,7 @@ from geounet.train.dataset import WindowDataset
 from geounet.train.samples import Sample
 from geounet.train.sources import Source
 
-from helpers_predict import constant_unet, prep, write_raster
-
-
-class Recording(nn.Module):
-    """Wraps a model and keeps a copy of every batch it is given (copies of the module, as --adapt
-    makes, record into the same list)."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inputs: list[torch.Tensor] = []
-        self.inner, self.record = inner, self.inputs.append  # a builtin method: deepcopy keeps it
-
-    def forward(self, x):
-        self.record(x.detach().clone())
-        return self.inner(x)
+from helpers_predict import Recording, constant_unet, prep, write_raster
 
 
 def test_values_beyond_the_scale_reach_the_model_as_in_training(tmp_path):

@@ -1,6 +1,7 @@
 """predict --input-range: imagery of another data type than the model's (16-bit satellite scenes, float
-reflectances for an 8-bit model) is stretched per band to the model's range (geounet/predict/stretch.py);
-predict --bands: which raster bands feed the model's channels (a blue-green-red file)."""
+reflectances for an 8-bit model) is stretched per band to the model's range (geounet/io/stretch.py);
+predict --bands: which raster bands feed the model's channels (a blue-green-red file); and training
+(train --init) an 8-bit model on 16-bit imagery, stretched as predict stretches it."""
 
 from __future__ import annotations
 
@@ -16,13 +17,20 @@ import torch
 from click.testing import CliRunner
 from rasterio.enums import ColorInterp
 
+from geounet import load_model
 from geounet.cli import cli
+from geounet.config import CheckpointInfo, ModelConfig
 from geounet.errors import ConfigError, InputError
+from geounet.io.stretch import InputStretch, input_stretch, parse_input_range
 from geounet.predict import PredictConfig, predict
 from geounet.predict.pipeline import Normaliser
-from geounet.predict.stretch import InputStretch, input_stretch, parse_input_range
+from geounet.train.dataset import WindowDataset
+from geounet.train.init import stretch_sources
+from geounet.train.samples import Sample
+from geounet.train.sources import Source
 
-from helpers_predict import BrightModel, constant_checkpoint, prep, scene, toy_info, write_raster
+from conftest import make_scene
+from helpers_predict import BrightModel, Recording, constant_checkpoint, constant_unet, prep, scene, toy_info, write_raster
 
 RECTS = ((40, 40, 90, 100), (150, 120, 200, 230))
 CFG = dict(tile_size=64, overlap=16, min_area=0.0, simplify=0.0, progress=False)
@@ -152,3 +160,50 @@ def test_bands_of_the_wrong_count_or_beyond_the_raster_are_refused_in_one_line(t
                                   "--bands", bands])
         assert res.exit_code == 1 and message in res.output, res.output
         assert not (tmp_path / "o.geojson").exists()
+
+
+# ---------------------------------------------------------------- fine-tuning an 8-bit model on 16-bit imagery
+
+
+def test_training_windows_of_16_bit_imagery_are_stretched_as_predict_stretches_them(tmp_path):
+    img = scene((64, 64), ((10, 10, 40, 50),)).astype(np.uint16) * 8 + 37
+    img[:, 0, 0] = 4000  # one hot pixel: beyond the 99.9th percentile, clipped by both
+    tif = write_raster(tmp_path / "u16.tif", img, dtype="uint16")
+    mask = write_raster(tmp_path / "m.tif", np.zeros((1, 64, 64), np.uint8))
+    p = prep(tile=64)  # a uint8 model
+    rec = Recording(constant_unet(0.0))
+    predict(PredictConfig(inputs=[tif], output=tmp_path / "o.geojson", device="cpu", tile_size=64, overlap=0,
+                          progress=False), model=(rec, CheckpointInfo(ModelConfig(width=4, depth=2), p)))
+    seen = rec.inputs[0][0]
+    source = Source(image=str(tif), mask=str(mask), height=64, width=64, count=3, dtype="uint16", pixel_size_m=0.2)
+    stretch_sources([source], p)
+    with rasterio.open(tif) as src:
+        assert source.stretch == input_stretch(src, p, "auto", str(tif))
+    ds = WindowDataset([source], [Sample(0, (0, 0, 64, 64), (0, 0, 64, 64))], p, train=False)
+    image, _ = ds[0]
+    assert torch.allclose(image, seen, atol=1e-5)
+    assert image.max().item() == pytest.approx((1.0 - 0.3) / 0.3)  # the roof reaches the top of the range
+    plain = Source(image=str(tif), mask=str(mask), height=64, width=64, count=3, dtype="uint8", pixel_size_m=0.2)
+    stretch_sources([plain], p)
+    assert plain.stretch is None  # the model's own type: read as it is
+
+
+def test_train_init_an_8_bit_model_on_16_bit_imagery(tmp_path):
+    tif8, labels = make_scene(tmp_path, "scene", size=256, seed=1)
+    with rasterio.open(tif8) as src:
+        profile, img = src.profile, src.read()
+    profile.update(dtype="uint16")
+    tif16 = tmp_path / "scene16.tif"
+    with rasterio.open(tif16, "w", **profile) as dst:
+        dst.write(img.astype(np.uint16) * 16 + 100)
+    small = ["--tile-size", "64", "--batch-size", "4", "--workers", "0", "--epoch-windows", "1", "--epochs", "1"]
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", "--raster", str(tif8), "--labels", str(labels), "--out", str(tmp_path / "base"),
+                              "--width", "4", "--depth", "2", *small])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["train", "--raster", str(tif16), "--labels", str(labels), "--out", str(tmp_path / "ft"),
+                              "--init", str(tmp_path / "base" / "best.pt"), *small])
+    assert res.exit_code == 0, res.output
+    assert "training images are uint16, the model's uint8: each stretched per band" in res.stderr
+    base, tuned = load_model(tmp_path / "base" / "best.pt")[1], load_model(tmp_path / "ft" / "last.pt")[1]
+    assert tuned.preprocessing.dtype == "uint8" and tuned.preprocessing.scale == base.preprocessing.scale == 255

@@ -28,10 +28,10 @@ from rasterio.windows import Window
 from ..config import CheckpointInfo
 from ..grid import spread_windows
 from ..io.raster import has_validity_mask, read_valid_mask
+from ..io.stretch import InputStretch
 from ..log import logger
 from .pipeline import Normaliser
 from .settings import RunOptions
-from .stretch import InputStretch
 
 ADAPT_BATCH = 4  # windows per forward pass: each pass's batch statistics come from this many windows
 CANDIDATES_PER_WINDOW = 4  # windows looked at (validity only) for each one used

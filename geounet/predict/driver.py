@@ -38,6 +38,7 @@ from ..io.files import replace_together
 from ..io.mosaic import Mosaic, open_input
 from ..io.probs import ProbsWriter, quantize
 from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resampled
+from ..io.stretch import InputStretch, input_stretch
 from ..log import logger
 from ..model import checkpoint
 from ..model.inference import inference_model
@@ -53,7 +54,6 @@ from .resolve import (check_model, check_raster, separation_channels, target_pix
                       vectorize_options)
 from .settings import PredictConfig, RunOptions
 from .stitch import StripStitcher
-from .stretch import InputStretch, input_stretch
 
 __all__ = ["PredictResult", "RasterResult", "predict_raster"]
 

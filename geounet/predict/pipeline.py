@@ -42,10 +42,10 @@ from ..config import CheckpointInfo, Preprocessing
 from ..grid import ColumnBand
 from ..io.probs import ProbsWriter
 from ..io.raster import gdal_env, raise_user_error
+from ..io.stretch import InputStretch
 from ..log import logger
 from ..vectorize import StripVectorizer
 from .stitch import StripStitcher
-from .stretch import InputStretch
 from .strips import StripBuffer
 
 __all__ = [
@@ -157,7 +157,7 @@ class WriteDone:
 
 class Normaliser:
     """Raw window pixels (bands, rows, cols) to the model's input as prediction feeds it: with a
-    ``stretch`` (imagery of another data type, :mod:`.stretch`) first ``(x - low) * scale / (high - low)``
+    ``stretch`` (imagery of another data type, :mod:`geounet.io.stretch`) first ``(x - low) * scale / (high - low)``
     per band; clipped to ``[0, scale]`` as in training (:meth:`~geounet.config.Preprocessing.clip_raw`),
     then ``x * mul + add`` with ``mul = 1 / (scale * std)`` and ``add = -mean / std`` per band; float32, a
     new array."""
@@ -167,16 +167,10 @@ class Normaliser:
         std = np.asarray(prep.std, np.float32)
         self.mul = (1.0 / (np.float32(prep.scale) * std))[:, None, None].astype(np.float32)
         self.add = (-np.asarray(prep.mean, np.float32) / std)[:, None, None].astype(np.float32)
-        self.low = self.gain = None
-        if stretch is not None:
-            self.low = np.asarray(stretch.low, np.float32)[:, None, None]
-            self.gain = stretch.gains(prep.scale)[:, None, None]
+        self.stretch = stretch
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        x = raw.astype(np.float32)
-        if self.low is not None:
-            x -= self.low
-            x *= self.gain
+        x = raw.astype(np.float32) if self.stretch is None else self.stretch.apply(raw, self.prep.scale)
         x = self.prep.clip_raw(x)
         x *= self.mul
         x += self.add

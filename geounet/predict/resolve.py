@@ -22,10 +22,10 @@ from ..config import CheckpointInfo
 from ..errors import CheckpointError, ConfigError, InputError
 from ..grid import area_px, length_px
 from ..io.raster import check_bands, ground_pixel_xy, pixel_size_m
+from ..io.stretch import dtype_fits, parse_input_range
 from ..log import logger, progress_enabled
 from ..vectorize import VectorizeOptions
 from .settings import PredictConfig, RunOptions, VectorizeConfig, default_batch_size, default_overlap, default_tile_size
-from .stretch import dtype_fits, parse_input_range
 
 __all__ = ["check_model", "check_raster", "resolve_options", "parse_pixel_size", "separation_channels", "channels_for",
            "check_polygon_settings",
@@ -150,7 +150,7 @@ def _warn_colour_order(src, bands: tuple[int, ...], path) -> None:
 
 def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path, input_range="auto") -> None:
     """Refuse a raster whose bands the checkpoint cannot use, or whose data type is not the model's with
-    ``input_range`` ``none`` (:mod:`.stretch`; its CRS is checked on open); warn about a blue-green-red one."""
+    ``input_range`` ``none`` (:mod:`geounet.io.stretch`; its CRS is checked on open); warn about a blue-green-red one."""
     prep = info.preprocessing
     check_bands(src, prep.bands, os.fspath(path))
     _warn_colour_order(src, prep.bands, path)

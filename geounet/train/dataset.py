@@ -298,6 +298,8 @@ class WindowDataset(torch.utils.data.Dataset):
             w = encode_weights(weight_map(instances, metres))
             target = np.concatenate([target, w[..., None]], axis=-1)
         target[ignore] = IGNORE
+        if source.stretch is not None:  # another data type than the model's: as predict stretches it
+            data = source.stretch.apply(data, self.prep.scale)
         image = np.ascontiguousarray(self.prep.clip_raw(data).transpose(1, 2, 0)) / np.float32(self.prep.scale)
         out = self.transform(image=image.astype(np.float32), mask=target)
         image = (out["image"] - self._mean) / self._std

@@ -18,8 +18,12 @@ import torch
 
 from ..config import CheckpointInfo, Preprocessing
 from ..errors import ConfigError
+from ..io.raster import open_raster
+from ..io.stretch import dtype_fits, input_stretch
+from ..log import logger
 from ..model.checkpoint import checkpoint_info, model_path, read_checkpoint
 from .config import TrainConfig, reference_pixel_size
+from .sources import Source
 
 
 @dataclass(frozen=True)
@@ -66,19 +70,33 @@ def read_init(cfg: TrainConfig) -> InitModel:
     return InitModel(ckpt, info, str(cfg.init))
 
 
-def init_preprocessing(init: InitModel, cfg: TrainConfig, dtype: str, in_channels: int) -> Preprocessing:
+def init_preprocessing(init: InitModel, cfg: TrainConfig, in_channels: int) -> Preprocessing:
     """The checkpoint's preprocessing, with the working pixel size this run trains at.
 
-    The training data must be what the normalisation was made for: as many bands, and the same
-    sample type (a uint16 raster divided by a uint8 model's scale of 255 would be far off).
+    The training data must give as many bands as the normalisation was made for; training data of
+    another sample type is stretched to the model's range (:func:`stretch_sources`).
     """
     p = init.info.preprocessing
     if in_channels != len(p.bands):
         raise ConfigError(f"the --init model {init.source} reads {len(p.bands)} bands, the training data gives {in_channels}")
-    if dtype != p.dtype:
-        raise ConfigError(f"the --init model {init.source} was trained on {p.dtype} imagery, the training data is {dtype}")
     return replace(p, pixel_size_m=float(reference_pixel_size(cfg) or p.pixel_size_m),
                    pixel_size_range_m=tuple(cfg.pixel_size_range) if cfg.pixel_size_range else None)
+
+
+def stretch_sources(sources: list[Source], prep: Preprocessing) -> None:
+    """Training images of another data type than the model's (16-bit imagery fine-tuning an 8-bit model)
+    get each its own stretch to the model's range, the one ``predict --input-range auto`` gives the
+    same raster (:func:`geounet.io.stretch.input_stretch`: each band's 0.1th-99.9th percentiles), so the
+    model is fine-tuned on the values it will be given. Images of the model's own type are left as
+    they are. (Measured on the image's own pixels; predict measures the raster as it reads it, after
+    resampling to the model's pixel size, which moves the percentiles a little.)"""
+    if all(dtype_fits(s.dtype, prep.dtype) for s in sources):
+        return
+    for s in sources:
+        with open_raster(s.image) as src:
+            s.stretch = input_stretch(src, prep, "auto", s.image)
+    logger.info("training images are %s, the model's %s: each stretched per band to its range, as predict "
+                "--input-range auto does", sources[0].dtype, prep.dtype)
 
 
 def encoder_modules(model: torch.nn.Module) -> list[torch.nn.Module]:

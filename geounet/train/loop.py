@@ -28,7 +28,7 @@ from ..metrics import scores
 from ..model import build_model
 from ..errors import ConfigError, InputError
 from .config import TrainConfig, TrainResult, reference_pixel_size
-from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, read_init
+from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, read_init, stretch_sources
 from .dataset import WindowDataset, batches, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
 from .losses import confusion, segmentation_loss
@@ -165,10 +165,11 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     elif init is not None:
         model, info = model_from_checkpoint(init.ckpt, init.info.path)
         mcfg, provenance = info.model, init.provenance()
-        prep = init_preprocessing(init, cfg, samples.sources[0].dtype, len(bands))
+        prep = init_preprocessing(init, cfg, len(bands))
     else:
         model, mcfg, prep = new_model(cfg, samples, bands)
         provenance = None
+    stretch_sources(samples.sources, prep)  # fine-tuning on another data type (also when resumed)
     if cfg.freeze_encoder:
         freeze_encoder(model)
     if d.main:

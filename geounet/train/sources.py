@@ -17,6 +17,7 @@ import rasterio
 from ..errors import InputError
 from ..labels import Labels, labels_for_raster, read_label_polygons, read_labels
 from ..io.raster import data_bands, open_raster, pixel_size_m
+from ..io.stretch import InputStretch
 
 CHIP_SUFFIXES = (".tif", ".tiff")
 
@@ -36,6 +37,9 @@ class Source:
     factor: float = 1.0  # source pixels per model pixel (1 = native; 2 = read 2x2 px as one)
     whole: bool = False  # an image chip: one block of its own for the spatial split
     place: str = ""  # what the split and the sampler balance over: the raster, or the chips' folder
+    # imagery of another data type than the model's (an --init model): its raw values to the model's range,
+    # as predict --input-range auto stretches it (set by geounet.train.init.stretch_sources)
+    stretch: InputStretch | None = None
 
 
 def _describe(path: str, labels_for: Callable[[rasterio.io.DatasetReader], Labels] | None = None) -> Source:

@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from ..config import Preprocessing
 from ..errors import ConfigError, InputError
 from ..grid import spread_windows
-from ..io.raster import has_validity_mask, read_valid_mask
+from .raster import has_validity_mask, read_valid_mask
 
 PERCENTILES = (0.1, 99.9)  # auto: the low and high ends of each band's valid pixels
 SAMPLE_WINDOWS_PER_SIDE = 6  # auto: up to 36 windows spread over the raster
@@ -72,6 +72,14 @@ class InputStretch:
 
     def gains(self, scale: float) -> np.ndarray:
         return (np.float32(scale) / (np.asarray(self.high, np.float32) - np.asarray(self.low, np.float32)))
+
+    def apply(self, raw: np.ndarray, scale: float) -> np.ndarray:
+        """``(raw - low) * scale / (high - low)`` per band of ``raw`` (bands, rows, cols), as float32 (a new
+        array); clipping to ``[0, scale]`` is left to :meth:`~geounet.config.Preprocessing.clip_raw`."""
+        x = raw.astype(np.float32)
+        x -= np.asarray(self.low, np.float32)[:, None, None]
+        x *= self.gains(scale)[:, None, None]
+        return x
 
     def describe(self) -> str:
         return ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(self.low, self.high))
