@@ -207,3 +207,24 @@ def test_train_init_an_8_bit_model_on_16_bit_imagery(tmp_path):
     assert "training images are uint16, the model's uint8: each stretched per band" in res.stderr
     base, tuned = load_model(tmp_path / "base" / "best.pt")[1], load_model(tmp_path / "ft" / "last.pt")[1]
     assert tuned.preprocessing.dtype == "uint8" and tuned.preprocessing.scale == base.preprocessing.scale == 255
+
+
+def test_the_bundled_model_finds_the_same_buildings_in_a_16_bit_copy_of_the_sample(tmp_path):
+    """Real imagery: a 1024 px crop of sample_data/, and an 11-bit copy of it (8 v + 37, uint16)."""
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "banepa_unlabelled.tif"
+    with rasterio.open(sample) as src:
+        win = rasterio.windows.Window(512, 512, 1024, 1024)
+        img, profile = src.read(window=win), src.profile
+        profile.update(width=1024, height=1024, transform=src.window_transform(win), compress="deflate")
+    for key in ("photometric", "jpeg_quality"):
+        profile.pop(key, None)
+    found = {}
+    for name, data in (("u8", img), ("u16", img.astype(np.uint16) * 8 + 37)):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", **(profile | {"dtype": data.dtype.name})) as dst:
+            dst.write(data)
+        predict(PredictConfig(inputs=[path], output=tmp_path / f"{name}.gpkg", progress=False))
+        found[name] = pyogrio.read_dataframe(tmp_path / f"{name}.gpkg").geometry.values
+    a, b = shapely.union_all(found["u8"]), shapely.union_all(found["u16"])
+    assert len(found["u8"]) > 50 and abs(len(found["u16"]) - len(found["u8"])) <= 0.1 * len(found["u8"])
+    assert a.intersection(b).area / a.union(b).area > 0.9
