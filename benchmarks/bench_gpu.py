@@ -12,7 +12,7 @@
    the GPU's busy share as nvidia-smi samples it (``utilization.gpu`` every 200 ms, mean over the
    process), peak GPU memory (``torch.cuda.max_memory_allocated``) and peak RSS.
 
-5. many rasters at once (``--ranks``): ``torchrun --nproc-per-node K -m geounet predict`` over
+5. many rasters at once (``--ranks``, run before step 4): ``torchrun --nproc-per-node K -m geounet predict`` over
    ``--ranks-copies`` copies of a ``--ranks-size`` px raster with the bundled model, K processes sharing the
    machine's one GPU (:meth:`geounet.predict.shard.Shard.device_name` deals GPUs round-robin): the
    command's wall time, aggregate Mpx/s and the GPU's busy share for each K. One process's reading,
@@ -320,6 +320,8 @@ def main(argv=None) -> int:
 
     batch = args.batch or default_batch_size(resolve_device(args.device))
     report["model_alone"] = [model_alone(w, args.device, args.tile, batch, args.model_iters) for w in args.widths]
+    if args.ranks:  # before the large raster: the single-raster runs were measured on an H200 already
+        report["ranks"] = ranks_runs(args, deadline)
     with tempfile.TemporaryDirectory() as d:
         raster = Path(d) / f"r{args.size}.tif"
         t = time.perf_counter()
@@ -327,8 +329,6 @@ def main(argv=None) -> int:
         report["raster"] = {"size": args.size, "mpx": args.size**2 / 1e6, "seconds": time.perf_counter() - t,
                             "source": str(args.source)}
         report["predict"] = predict_runs(args, raster, deadline)
-    if args.ranks:
-        report["ranks"] = ranks_runs(args, deadline)
     report["seconds"] = time.perf_counter() - t0
     (args.out / "gpu_bench.json").write_text(json.dumps(report, indent=1, default=str))
     md = markdown(report)
