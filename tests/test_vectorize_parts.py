@@ -171,3 +171,33 @@ def test_front_only_flood_equals_the_dense_flood_ties_included():
         reach = int(rng.integers(0, 25))
         np.testing.assert_array_equal(_flood(mask, seeds.astype(np.int32), reach),
                                       _dense_flood(mask, seeds.astype(np.int32), reach))
+
+
+def test_seed_pixels_of_held_levels_are_the_same_row_chunk_by_row_chunk():
+    """HeldRows.seed_pixels tests the seed score SEED_CHUNK_ROWS rows at a time: the pixels of the whole."""
+    from geounet.io.probs import dequantize
+    from geounet.vectorize.rows import SEED_CHUNK_ROWS, HeldRows
+    from geounet.vectorize.stages import seed_cut, seed_pixels
+
+    rng = np.random.default_rng(3)
+    n = 2 * SEED_CHUNK_ROWS + 37
+    levels = rng.integers(0, 256, size=(3, n, 90), dtype=np.uint8)
+    mask = rng.random((n, 90)) < 0.7
+    held = HeldRows(levels=True, cut_channels=[1, 2])
+    rows = held.strip(levels, np.ones((n, 90), bool)) | {"mask": mask}
+    whole = seed_pixels(mask, dequantize(levels[0]), seed_cut(dequantize(levels), [1, 2]), 0.5, 0)
+    assert whole.any() and not whole.all()
+    assert np.array_equal(held.seed_pixels(rows, 0.5, 0), whole)
+
+
+def test_quantize_in_place_gives_the_same_levels():
+    from geounet.io.probs import quantize
+
+    p = np.random.default_rng(4).random((3, 50, 70), dtype=np.float32)
+    p[0, 0, :4] = [0.0, 1.0, 0.5 / 255, 1.5 / 255]  # the ends and two halfway points
+    expected = quantize(p)
+    mine = p.copy()
+    assert np.array_equal(quantize(mine, overwrite=True), expected) and expected.dtype == np.uint8
+    wide = p.astype(np.float64)
+    quantize(wide, overwrite=True)
+    assert np.array_equal(wide, p.astype(np.float64))  # not float32: left as it is, computed in a copy

@@ -29,8 +29,12 @@ LEVELS = 255  # probability p is stored as round(p * 255)
 _DESCRIPTION = " probability x 255"
 
 
-def quantize(probs: np.ndarray) -> np.ndarray:
-    """Probabilities (0-1) as stored: uint8 ``round(p * 255)``."""
+def quantize(probs: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Probabilities (0-1) as stored: uint8 ``round(p * 255)``. ``overwrite``: compute in the memory of
+    ``probs`` (float32; its values are lost) instead of two temporaries of its size: the same levels."""
+    if overwrite and probs.dtype == np.float32:
+        probs *= np.float32(LEVELS)
+        return np.rint(probs, out=probs).astype(np.uint8)
     return np.rint(probs * np.float32(LEVELS)).astype(np.uint8)
 
 

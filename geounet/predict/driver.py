@@ -297,7 +297,8 @@ class _Run:
             for i, row0, probs in stitcher.pop_final():
                 v = valid_rows.pop((current, i))
                 probs *= v
-                put(self.strips_q, FinalRows(current, row0, quantize(probs), v), self.stop, peer=self.writer)
+                levels = quantize(probs, overwrite=True)  # probs is not used again: no float32 temporaries
+                put(self.strips_q, FinalRows(current, row0, levels, v), self.stop, peer=self.writer)
         if not all(st.finished for st in stitchers):
             raise RuntimeError("not every window was predicted")
 

@@ -76,7 +76,6 @@ from .stages import (
     label_instances,
     label_polygons,
     label_sums,
-    seed_pixels,
 )
 
 __all__ = ["StripVectorizer"]
@@ -264,8 +263,7 @@ class StripVectorizer:
         out = dict(mask=ctx["mask"][core_widened], p_building=ctx["p_building"][core_widened],
                    valid=ctx["valid"][core_widened])
         if opt.separate:
-            seeds = seed_pixels(ctx["mask"], self._held.p_building(ctx["p_building"]), self._held.seed_cut(ctx),
-                                opt.seed_threshold, opt.seed_erode_px)
+            seeds = self._held.seed_pixels(ctx, opt.seed_threshold, opt.seed_erode_px)
             out["seeds"] = self._label_seeds(drop_small_components(seeds, opt.seed_min_px)[core_widened], a, b)
         self._stage2_input.append(**out)
 
