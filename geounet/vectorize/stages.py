@@ -104,7 +104,9 @@ def drop_small_components(pixels: np.ndarray, min_px: int) -> np.ndarray:
     if min_px < 2 or not pixels.any():
         return pixels
     lab, n = ndimage.label(pixels)
-    big = np.bincount(lab.ravel(), minlength=n + 1) >= min_px
+    # counted over the component pixels alone: bincount copies its input to int64, and the background
+    # (most of a wide seed context) would make that copy the vectoriser's largest array
+    big = np.bincount(lab[pixels], minlength=n + 1) >= min_px
     big[0] = False
     return big[lab]
 
@@ -204,9 +206,15 @@ def label_instances(core_mask: np.ndarray, grown: np.ndarray | None) -> tuple[np
 
 
 def label_sums(labels: np.ndarray, p_building: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per label ``0..n``: the sum of ``p_building`` over its pixels and its pixel count."""
-    flat = labels.ravel()
-    totals = np.bincount(flat, weights=p_building.ravel(), minlength=n + 1)
+    """Per label ``1..n`` (index 0: zero): the sum of ``p_building`` over its pixels and its pixel count.
+
+    Over the labelled pixels alone: bincount copies its input to int64 and its weights to float64, and
+    the unlabelled pixels would only add to label 0. Each label's pixels are added in the same order
+    either way, so its sum is the same to the bit.
+    """
+    on = labels > 0
+    flat = labels[on]
+    totals = np.bincount(flat, weights=p_building[on], minlength=n + 1)
     counts = np.bincount(flat, minlength=n + 1)
     return totals, counts
 
