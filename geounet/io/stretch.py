@@ -111,20 +111,30 @@ def _sample_percentiles(src, bands: list[int], name: str) -> InputStretch:
     return InputStretch(tuple(low), tuple(high))
 
 
+def _other_dtypes(src, prep: Preprocessing) -> list[str]:
+    """The data types of the bands the model reads that are not the model's (sorted; empty: none)."""
+    return sorted({src.dtypes[b - 1] for b in prep.bands if not dtype_fits(src.dtypes[b - 1], prep.dtype)})
+
+
+def check_data_type(src, prep: Preprocessing, setting, name: str) -> None:
+    """Refuse, with ``setting`` ``none``, a raster whose bands are not of the model's data type."""
+    bad = _other_dtypes(src, prep) if parse_input_range(setting) == "none" else []
+    if bad:
+        raise InputError(f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery (divided by "
+                         f"{prep.scale:g}); convert it, or give --input-range auto or LOW,HIGH", name)
+
+
 def input_stretch(src, prep: Preprocessing, setting, name: str) -> InputStretch | None:
     """The stretch for raster ``src`` (opened; as predict reads it) and a model's ``prep``, or None.
 
     None when ``setting`` is ``auto`` and the raster's bands are of the model's data type. A raster of
-    another type is refused with ``none``.
+    another type is refused with ``none`` (:func:`check_data_type`).
     """
     setting = parse_input_range(setting)
     bands = list(prep.bands)
     if isinstance(setting, tuple):
         return InputStretch((setting[0],) * len(bands), (setting[1],) * len(bands))
-    bad = sorted({src.dtypes[b - 1] for b in bands if not dtype_fits(src.dtypes[b - 1], prep.dtype)})
-    if not bad:
+    if not _other_dtypes(src, prep):
         return None
-    if setting == "none":
-        raise InputError(f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery (divided by "
-                         f"{prep.scale:g}); convert it, or give --input-range auto or LOW,HIGH", name)
+    check_data_type(src, prep, setting, name)
     return _sample_percentiles(src, bands, name)

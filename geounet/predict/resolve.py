@@ -19,10 +19,10 @@ import torch
 from rasterio.enums import ColorInterp
 
 from ..config import CheckpointInfo
-from ..errors import CheckpointError, ConfigError, InputError
+from ..errors import CheckpointError, ConfigError
 from ..grid import area_px, length_px
 from ..io.raster import check_bands, ground_pixel_xy, pixel_size_m
-from ..io.stretch import dtype_fits, parse_input_range
+from ..io.stretch import check_data_type, parse_input_range
 from ..log import logger, progress_enabled
 from ..vectorize import VectorizeOptions
 from .settings import PredictConfig, RunOptions, VectorizeConfig, default_batch_size, default_overlap, default_tile_size
@@ -154,14 +154,7 @@ def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path, inp
     prep = info.preprocessing
     check_bands(src, prep.bands, os.fspath(path))
     _warn_colour_order(src, prep.bands, path)
-    if parse_input_range(input_range) == "none":
-        bad = sorted({src.dtypes[b - 1] for b in prep.bands if not dtype_fits(src.dtypes[b - 1], prep.dtype)})
-        if bad:
-            raise InputError(
-                f"raster is {bad[0]} but the model was trained on {prep.dtype} imagery (divided by {prep.scale:g}); "
-                f"convert it, or give --input-range auto or LOW,HIGH",
-                path,
-            )
+    check_data_type(src, prep, input_range, path)
 
 
 def target_pixel_size(setting, native_m: float, model_m: float | None,
