@@ -157,21 +157,29 @@ class GpuSampler:
         return {"gpu_util_mean": sum(util) / len(util), "gpu_util_samples": len(util), "gpu_mem_used_max_mb": max(mem)}
 
 
+def sampled_run(cmd: list[str], device: str, timeout: float):
+    """``cmd`` run to its end with the GPU sampled meanwhile: ``(result, wall seconds, GPU figures)``, or a
+    ``{"status": "timed out ..."}`` row when it ran past ``timeout``."""
+    sampler = GpuSampler(device.startswith("cuda"))
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        sampler.stop()
+        return {"status": f"timed out after {timeout:.0f} s"}
+    return res, time.perf_counter() - t0, sampler.stop()
+
+
 def predict_once(raster: Path, model: Path | None, device: str, folder: Path, timeout: float, batch: int | None) -> dict:
     cmd = [sys.executable, str(bp.HERE), "_geounet", str(raster), "--out", str(folder / "b.gpkg"), "--device", device]
     if model is not None:
         cmd += ["--model", str(model)]
     if batch:
         cmd += ["--batch", str(batch)]
-    sampler = GpuSampler(device.startswith("cuda"))
-    t0 = time.perf_counter()
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        sampler.stop()
-        return {"status": f"timed out after {timeout:.0f} s"}
-    wall = time.perf_counter() - t0
-    gpu = sampler.stop()
+    ran = sampled_run(cmd, device, timeout)
+    if isinstance(ran, dict):
+        return ran
+    res, wall, gpu = ran
     if res.returncode != 0:
         return {"status": f"failed (exit {res.returncode})", "stderr_tail": res.stderr[-2000:]}
     out = json.loads(res.stdout.strip().splitlines()[-1]) | gpu
@@ -203,15 +211,10 @@ def ranks_once(inputs: list[Path], ranks: int, device: str, folder: Path, timeou
     folder.mkdir(parents=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks),
            "-m", "geounet", "-q", "predict", *map(str, inputs), "-o", f"{folder}/", "--device", device]
-    sampler = GpuSampler(device.startswith("cuda"))
-    t0 = time.perf_counter()
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        sampler.stop()
-        return {"status": f"timed out after {timeout:.0f} s"}
-    wall = time.perf_counter() - t0
-    gpu = sampler.stop()
+    ran = sampled_run(cmd, device, timeout)
+    if isinstance(ran, dict):
+        return ran
+    res, wall, gpu = ran
     written = [p for p in folder.iterdir() if not p.name.startswith(".")]  # one vector file per input
     if res.returncode != 0 or len(written) != len(inputs):
         return {"status": f"failed (exit {res.returncode}, {len(written)} of {len(inputs)} written)",
