@@ -51,7 +51,7 @@ from .adapt import adapted
 from .existing import ExistingBuildings
 from .footprints import FootprintSink, open_sink
 from .resolve import (check_model, check_raster, separation_channels, target_pixel_size,
-                      vectorize_options)
+                      vectorize_options, warn_colour_order)
 from .settings import PredictConfig, RunOptions
 from .stitch import StripStitcher
 
@@ -196,6 +196,7 @@ def predict_raster(
     probs = Path(probs) if probs is not None else None
     with open_input(input_path) as raster:
         check_raster(raster, info, str(input_path), options.input_range)
+        warn_colour_order(raster, info.preprocessing.bands, str(input_path))  # here, not in the batch's early check
         target_px = _pixel_size_for(raster, info, options, input_path)
         sink = open_sink(output, raster, input_path, options, existing, preview, info.preprocessing.bands)
         with resampled(raster, target_px) as src:

@@ -135,7 +135,7 @@ def with_bands(info: CheckpointInfo, bands) -> CheckpointInfo:
     return replace(info, preprocessing=replace(info.preprocessing, bands=picked))
 
 
-def _warn_colour_order(src, bands: tuple[int, ...], path) -> None:
+def warn_colour_order(src, bands: tuple[int, ...], path) -> None:
     """Warn when the model reads exactly the bands the raster labels red, green and blue, in another order
     (a blue-green-red file): the model's channels are not named, so it cannot be fixed silently."""
     ci = {c: i for i, c in zip(src.indexes, src.colorinterp)}
@@ -150,10 +150,9 @@ def _warn_colour_order(src, bands: tuple[int, ...], path) -> None:
 
 def check_raster(src: rasterio.io.DatasetReader, info: CheckpointInfo, path, input_range="auto") -> None:
     """Refuse a raster whose bands the checkpoint cannot use, or whose data type is not the model's with
-    ``input_range`` ``none`` (:mod:`geounet.io.stretch`; its CRS is checked on open); warn about a blue-green-red one."""
+    ``input_range`` ``none`` (:mod:`geounet.io.stretch`; its CRS is checked on open)."""
     prep = info.preprocessing
     check_bands(src, prep.bands, os.fspath(path))
-    _warn_colour_order(src, prep.bands, path)
     check_data_type(src, prep, input_range, path)
 
 
