@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 import torch
 from click.testing import CliRunner
 
@@ -133,3 +135,19 @@ def test_small_training_sets_fill_an_epoch_with_repeated_windows(tmp_path):
     cfg.epoch_windows = 8  # fewer than the windows: each window once
     seen = [int(i) for b in make_loader(Windows(), cfg, Dist(), True, torch.device("cpu"), 0) for i in b]
     assert sorted(seen) == list(range(16))
+
+
+def test_init_an_8_bit_model_on_16_bit_imagery_stretches_it(base, tmp_path):
+    """Fine-tuning data of another data type is stretched as predict --input-range auto stretches it."""
+    tif, labels, ckpt = base
+    with rasterio.open(tif) as src:
+        profile, img = src.profile, src.read()
+    tif16 = tmp_path / "scene16.tif"
+    with rasterio.open(tif16, "w", **(profile | {"dtype": "uint16"})) as dst:
+        dst.write(img.astype(np.uint16) * 16 + 100)
+    res = run(["train", "--raster", tif16, "--labels", labels, "--out", tmp_path / "ft", "--init", ckpt, *SMALL,
+               "--epochs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "training images are uint16, the model's uint8: each stretched per band" in res.stderr
+    start, tuned = geounet.load_model(ckpt)[1], geounet.load_model(tmp_path / "ft" / "last.pt")[1]
+    assert tuned.preprocessing.dtype == "uint8" and tuned.preprocessing.scale == start.preprocessing.scale == 255

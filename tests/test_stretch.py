@@ -17,7 +17,6 @@ import torch
 from click.testing import CliRunner
 from rasterio.enums import ColorInterp
 
-from geounet import load_model
 from geounet.cli import cli
 from geounet.config import CheckpointInfo, ModelConfig
 from geounet.errors import ConfigError, InputError
@@ -29,7 +28,6 @@ from geounet.train.init import stretch_sources
 from geounet.train.samples import Sample
 from geounet.train.sources import Source
 
-from conftest import make_scene
 from helpers_predict import BrightModel, Recording, constant_checkpoint, constant_unet, prep, scene, toy_info, write_raster
 
 RECTS = ((40, 40, 90, 100), (150, 120, 200, 230))
@@ -186,27 +184,6 @@ def test_training_windows_of_16_bit_imagery_are_stretched_as_predict_stretches_t
     plain = Source(image=str(tif), mask=str(mask), height=64, width=64, count=3, dtype="uint8", pixel_size_m=0.2)
     stretch_sources([plain], p)
     assert plain.stretch is None  # the model's own type: read as it is
-
-
-def test_train_init_an_8_bit_model_on_16_bit_imagery(tmp_path):
-    tif8, labels = make_scene(tmp_path, "scene", size=256, seed=1)
-    with rasterio.open(tif8) as src:
-        profile, img = src.profile, src.read()
-    profile.update(dtype="uint16")
-    tif16 = tmp_path / "scene16.tif"
-    with rasterio.open(tif16, "w", **profile) as dst:
-        dst.write(img.astype(np.uint16) * 16 + 100)
-    small = ["--tile-size", "64", "--batch-size", "4", "--workers", "0", "--epoch-windows", "1", "--epochs", "1"]
-    runner = CliRunner()
-    res = runner.invoke(cli, ["train", "--raster", str(tif8), "--labels", str(labels), "--out", str(tmp_path / "base"),
-                              "--width", "4", "--depth", "2", *small])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["train", "--raster", str(tif16), "--labels", str(labels), "--out", str(tmp_path / "ft"),
-                              "--init", str(tmp_path / "base" / "best.pt"), *small])
-    assert res.exit_code == 0, res.output
-    assert "training images are uint16, the model's uint8: each stretched per band" in res.stderr
-    base, tuned = load_model(tmp_path / "base" / "best.pt")[1], load_model(tmp_path / "ft" / "last.pt")[1]
-    assert tuned.preprocessing.dtype == "uint8" and tuned.preprocessing.scale == base.preprocessing.scale == 255
 
 
 def test_the_bundled_model_finds_the_same_buildings_in_a_16_bit_copy_of_the_sample(tmp_path):
