@@ -4,7 +4,7 @@
 
 Runs ``geounet predict`` (the library, default settings, GeoPackage to a temporary folder) in this
 process with ``tracemalloc`` on, samples VmRSS and the traced total every second, snapshots the
-allocations whenever VmRSS reaches a new high after the first 30 s (start-up), and prints the
+allocations whenever VmRSS reaches a new high after the first 30 s (start-up; ``--after``), and prints the
 trajectory and the largest allocation sites of the last snapshot. tracemalloc sees NumPy's arrays
 but not torch's or GDAL's memory, and it slows the run about 2x and raises the RSS itself (tracebacks
 are stored per allocation): compare sites between rasters, not RSS with untraced runs. Linux only.
@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raster")
     ap.add_argument("--top", type=int, default=8, help="allocation sites to print")
+    ap.add_argument("--after", type=float, default=30.0,
+                    help="seconds of start-up before snapshots are taken (a few for a short run)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from geounet.predict import PredictConfig, predict
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
         while not done.wait(1.0):
             t, r = time.perf_counter() - t0, vm_rss_mb()
             trajectory.append((t, r, tracemalloc.get_traced_memory()[0] / 2**20))
-            if t > 30 and r > peak["rss"] + 5:
+            if t > args.after and r > peak["rss"] + 5:
                 peak.update(rss=r, t=t, snapshot=tracemalloc.take_snapshot())
 
     threading.Thread(target=sample, daemon=True).start()

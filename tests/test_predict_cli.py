@@ -1,7 +1,11 @@
 """``geounet predict`` through the CLI: outputs, several inputs, and every bad input failing cleanly."""
 
+import atexit
+import gc
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pyogrio
@@ -9,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from geounet.cli import cli
+from geounet.cli import cli, main
 
 from helpers_predict import (
     Interrupting,
@@ -183,6 +187,29 @@ def test_help_lists_the_options(runner):
     for opt in ("--model", "--probs", "--threshold", "--tile-size", "--overlap", "--batch-size", "--device",
                 "--min-area", "--simplify", "--overwrite", "--wgs84"):
         assert opt in res.output
+
+
+def test_the_command_skips_the_final_garbage_collection(monkeypatch):
+    """The console script freezes the garbage collector at exit (0.5 s saved per command)."""
+    registered = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    monkeypatch.setattr(sys, "argv", ["geounet", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    assert gc.freeze in registered
+
+
+def test_outputs_are_complete_when_the_process_exits(setup):
+    """With the final collection skipped, the written file is still whole and readable."""
+    tif, ckpt, out = setup
+    res = subprocess.run([sys.executable, "-m", "geounet", "-q", "predict", str(tif), "--model", str(ckpt),
+                          "-o", str(out / "b.gpkg"), "--tile-size", "64"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(out / "b.gpkg")
+    assert len(pyogrio.read_info(out / "b.gpkg")["fields"]) >= 2
+    assert pyogrio.read_info(out / "b.gpkg")["features"] >= 1
+    assert files_in(out) == {"b.gpkg"}
 
 
 def test_read_errors_in_the_middle_become_clean_errors(runner, setup, tmp_path):
