@@ -236,6 +236,24 @@ def column_bands_with_context(width: int, max_width: int, align: int, context: i
             for x0, x1 in column_bands(width, core, align)]
 
 
+def stitched_columns(bands: Sequence[ColumnBand]) -> list[tuple[int, int]]:
+    """Columns ``[s0, s1)`` each column band stitches from its own windows; the rest of its strips,
+    ``[cx0, s0)``, are final rows the band before stitched (handed over by
+    :class:`geounet.predict.spill.RowSpill`), so their windows are not run twice.
+
+    Formula: ``s1 = cx1``; ``s0 = cx0`` for the first band and ``s0 = min(cx1', cx1 - 1)`` for the
+    others, ``cx1'`` being the band before's ``cx1`` (every column it stitched or received; the
+    ``cx1 - 1`` keeps at least one column to stitch when a narrow last band lies wholly inside
+    its neighbour's context). The band before holds every column of ``[cx0, s0)``: ``cx0 >= cx0'``
+    because ``x0 > x0'``, and ``s0 <= cx1'``.
+    """
+    out: list[tuple[int, int]] = []
+    for k, b in enumerate(bands):
+        s0 = b.cx0 if k == 0 else min(bands[k - 1].cx1, b.cx1 - 1)
+        out.append((s0, b.cx1))
+    return out
+
+
 def area_px(area_m2: float, pixel_m: float, *, least: int, most: int | None = None) -> int:
     """Pixels of ``pixel_m`` x ``pixel_m`` metres in ``area_m2`` square metres, rounded, kept in ``[least, most]``.
 

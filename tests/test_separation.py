@@ -429,3 +429,39 @@ def test_cli_building_only_model(tmp_path):
         assert src.count == 1
     predict_cli(tif, "-o", tmp_path / "sep.gpkg", "--separate", *common)
     assert len(pyogrio.read_dataframe(tmp_path / "sep.gpkg")) == 2
+
+
+def test_column_bands_hand_their_context_columns_over_and_stay_exact(tmp_path):
+    """Narrow column bands (context wider than some cores, a thin last band) give the one-band result bit
+    for bit, probabilities and polygons, while the context columns' windows run once (spill.py)."""
+    from geounet.grid import column_bands_with_context, stitched_columns
+    from geounet.model.checkpoint import load_model
+    from geounet.predict.driver import _layout, predict_raster
+    from geounet.predict.settings import RunOptions
+    from geounet.predict.stitch import StripStitcher as Stitcher
+
+    P = probabilities(touching_scene(3, (150, 610), n=120), blur=0.5, noise=0.02)
+    tif = band_raster(tmp_path / "r.tif", P)
+    model, info = load_model(passthrough_checkpoint(tmp_path / "m.pt"), "cpu")
+    common = dict(tile=64, overlap=16, batch_size=2, min_area=1.0, simplify=0.0, separate=True, amp=False)
+    one = predict_raster(model, info, tif, tmp_path / "one.gpkg", RunOptions(**common), probs=tmp_path / "p1.tif")
+    narrow = RunOptions(**common, band_width=96, probs_block=32)
+    with rasterio.open(tif) as src:
+        layout = _layout(src, info, narrow)
+    bands = layout.column_bands
+    assert len(bands) >= 5 and layout.vopt.margin > 16
+    assert any(b.x1 - b.x0 < 2 * layout.vopt.margin for b in bands)  # some bands take context from a spill's spill
+    many = predict_raster(model, info, tif, tmp_path / "many.gpkg", narrow, probs=tmp_path / "p2.tif")
+    with rasterio.open(tmp_path / "p1.tif") as a, rasterio.open(tmp_path / "p2.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        np.testing.assert_array_equal(a.read_masks(1), b.read_masks(1))
+    x, y = pyogrio.read_dataframe(tmp_path / "one.gpkg"), pyogrio.read_dataframe(tmp_path / "many.gpkg")
+    assert len(x) == len(y) > 20
+    key = lambda df: sorted(zip(df.geometry.normalize().to_wkb(), df["area_m2"], df["score"]))  # noqa: E731
+    assert key(x) == key(y)
+    # each band stitches only the columns the band before did not: fewer windows than stitching [cx0, cx1)
+    H, W = P.shape[1:]
+    again = sum(Stitcher(H, W, 64, 16, cols=(b.cx0, b.cx1)).n_windows for b in bands)
+    assert one.windows_run < many.windows_run < again
+    assert [(st.x0, st.x1) for st in layout.stitchers] == stitched_columns(bands)
+    assert bands == column_bands_with_context(W, 96, 32, layout.vopt.margin)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from ..config import CheckpointInfo
 from ..device import autocast, private_rng
 from ..errors import CheckpointError
-from ..grid import ColumnBand, column_bands_with_context, window_origin
+from ..grid import ColumnBand, column_bands_with_context, stitched_columns, window_origin
 from ..io.files import replace_together
 from ..io.mosaic import Mosaic, open_input
 from ..io.probs import ProbsWriter, quantize
@@ -53,6 +54,7 @@ from .footprints import FootprintSink, open_sink
 from .resolve import (check_model, check_raster, separation_channels, target_pixel_size,
                       vectorize_options, warn_colour_order)
 from .settings import PredictConfig, RunOptions
+from .spill import BandHandover
 from .stitch import StripStitcher
 
 __all__ = ["PredictResult", "RasterResult", "predict_raster"]
@@ -122,12 +124,13 @@ def _layout(src, info: CheckpointInfo, options: RunOptions) -> _Layout:
     vopt = vectorize_options(src, options, channels, separate)
     H, W, m = src.height, src.width, info.model.multiple
     first = window_origin(src.transform)  # windows on a lattice anchored at the CRS origin
-    # column bands bound the memory by their width; each gets context columns for the sieve
+    # column bands bound the memory by their width; each gets context columns for the sieve, the
+    # left ones stitched by the band before and handed over (spill.py), so their windows run once
     col_bands = column_bands_with_context(W, options.band_width, options.probs_block, vopt.margin)
     nch = len(channels) if len(channels) > 1 else None
     stitchers = [
-        StripStitcher(H, W, options.tile, options.overlap, first=first, multiple=m, cols=(b.cx0, b.cx1), channels=nch)
-        for b in col_bands
+        StripStitcher(H, W, options.tile, options.overlap, first=first, multiple=m, cols=cols, channels=nch)
+        for cols in stitched_columns(col_bands)
     ]
     return _Layout(H, W, src.crs, src.transform, has_validity_mask(src), separate, channels, out_idx, nch, vopt,
                    col_bands, stitchers)
@@ -241,6 +244,9 @@ class _Run:
                         unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0
+        # final rows of context columns handed from a column band to the next (spill.py)
+        self.handover = BandHandover(layout.column_bands, [(st.x0, st.x1) for st in layout.stitchers],
+                                     layout.n_channels or 1)
 
     def _emit(self, geoms, area, score) -> None:
         if self.stop.is_set():  # torn down: never write into temporary files that are being removed
@@ -277,6 +283,7 @@ class _Run:
         stitchers = self.layout.stitchers
         valid_rows: dict[tuple[int, int], np.ndarray] = {}
         current = 0  # the column band being stitched
+        self._begin_band(0)
         while True:
             msg = self._next_message()
             if isinstance(msg, ReadDone):
@@ -287,6 +294,7 @@ class _Run:
                 if not stitchers[current].finished:
                     raise RuntimeError("band ended before all its rows were released")
                 current = msg.column_band
+                self._begin_band(current)
             stitcher = stitchers[current]
             if isinstance(msg, WindowBatch):
                 self._predict(stitcher, msg)
@@ -299,9 +307,22 @@ class _Run:
                 v = valid_rows.pop((current, i))
                 probs *= v
                 levels = quantize(probs, overwrite=True)  # probs is not used again: no float32 temporaries
+                levels, v = self._hand_over(levels, v)
                 put(self.strips_q, FinalRows(current, row0, levels, v), self.stop, peer=self.writer)
         if not all(st.finished for st in stitchers):
             raise RuntimeError("not every window was predicted")
+
+    def _begin_band(self, k: int) -> None:
+        try:
+            self.handover.begin(k)
+        except OSError as exc:  # an unwritable temporary folder
+            raise_user_error(exc, Path(tempfile.gettempdir()), "write temporary rows")
+
+    def _hand_over(self, levels: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            return self.handover.rows(levels, valid)
+        except OSError as exc:  # a full temporary folder
+            raise_user_error(exc, Path(tempfile.gettempdir()), "write temporary rows")
 
     def _predict(self, stitcher: StripStitcher, msg: WindowBatch) -> None:
         out_idx = self.layout.out_idx
@@ -337,6 +358,7 @@ class _Run:
     def _teardown(self, committed: bool) -> None:
         self.bar.close()
         self.stop.set()
+        self.handover.close()
         for q in (self.windows_q, self.strips_q):
             try:
                 while True:
