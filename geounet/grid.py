@@ -237,9 +237,9 @@ def column_bands_with_context(width: int, max_width: int, align: int, context: i
 
 
 def stitched_columns(bands: Sequence[ColumnBand]) -> list[tuple[int, int]]:
-    """Columns ``[s0, s1)`` each column band stitches from its own windows; the rest of its strips,
-    ``[cx0, s0)``, are final rows the band before stitched (handed over by
-    :class:`geounet.predict.spill.RowSpill`), so their windows are not run twice.
+    """Columns ``[s0, s1)`` each column band stitches; the rest of its strips, ``[cx0, s0)``, are final
+    rows the band before stitched (handed over by :mod:`geounet.predict.spill`), so their windows are
+    not run twice.
 
     Formula: ``s1 = cx1``; ``s0 = cx0`` for the first band and ``s0 = min(cx1', cx1 - 1)`` for the
     others, ``cx1'`` being the band before's ``cx1`` (every column it stitched or received; the

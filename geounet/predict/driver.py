@@ -233,20 +233,19 @@ class _Run:
             with_mask=layout.with_mask, channels=layout.channels, block=options.probs_block)
         self.windows_q: queue.Queue = queue.Queue(maxsize=WINDOW_QUEUE)
         self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE)
+        # what a column band hands to the next: final rows of context columns, windows both touch (spill.py)
+        self.handover = BandHandover(layout.column_bands, layout.stitchers, layout.n_channels or 1)
         self.reader = Reader(src, layout.stitchers, info, options.batch_size, device.type == "cuda", self.windows_q,
-                             self.stop, options.gdal_cache_mb, stretch)
+                             self.stop, options.gdal_cache_mb, stretch, self.handover.handed)
         self.writer = Writer(self.strips_q, self.stop, self.vectorizer, self.prob_writer, layout.column_bands, output,
                              options.gdal_cache_mb)
-        n_windows = sum(st.n_windows for st in layout.stitchers)
+        n_windows = sum(self.handover.n_windows(k) for k in range(len(layout.stitchers)))  # each run once
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
                                    pixels=layout.height * layout.width, preview=sink.preview_path)
         self.bar = tqdm(total=n_windows, desc=input_path.name if isinstance(input_path, Mosaic) else source_name(input_path),
                         unit="win", file=sys.stderr,
                         disable=not options.progress, leave=False, dynamic_ncols=True)
         self.model_time = 0.0
-        # final rows of context columns handed from a column band to the next (spill.py)
-        self.handover = BandHandover(layout.column_bands, [(st.x0, st.x1) for st in layout.stitchers],
-                                     layout.n_channels or 1)
 
     def _emit(self, geoms, area, score) -> None:
         if self.stop.is_set():  # torn down: never write into temporary files that are being removed
@@ -283,7 +282,7 @@ class _Run:
         stitchers = self.layout.stitchers
         valid_rows: dict[tuple[int, int], np.ndarray] = {}
         current = 0  # the column band being stitched
-        self._begin_band(0)
+        self._spill(self.handover.begin, 0)
         while True:
             msg = self._next_message()
             if isinstance(msg, ReadDone):
@@ -294,35 +293,34 @@ class _Run:
                 if not stitchers[current].finished:
                     raise RuntimeError("band ended before all its rows were released")
                 current = msg.column_band
-                self._begin_band(current)
+                self._spill(self.handover.begin, current)
             stitcher = stitchers[current]
             if isinstance(msg, WindowBatch):
                 self._predict(stitcher, msg)
             elif isinstance(msg, WindowSkipped):
                 stitcher.skip(msg.window_row, msg.window_col)
+                self._spill(self.handover.window_done, msg.window_col, None)
                 self.bar.update(1)
-            else:
+            else:  # the row's validity comes before its windows: first the windows the band before ran
                 valid_rows[(current, msg.window_row)] = msg.valid
+                for j, p in self._spill(lambda i: list(self.handover.windows_for_row(i)), msg.window_row):
+                    stitcher.add(msg.window_row, j, p) if p is not None else stitcher.skip(msg.window_row, j)
+                    self._spill(self.handover.window_done, j, p)  # a window three bands touch goes on
             for i, row0, probs in stitcher.pop_final():
                 v = valid_rows.pop((current, i))
                 probs *= v
                 levels = quantize(probs, overwrite=True)  # probs is not used again: no float32 temporaries
-                levels, v = self._hand_over(levels, v)
+                levels, v = self._spill(self.handover.rows, levels, v)
                 put(self.strips_q, FinalRows(current, row0, levels, v), self.stop, peer=self.writer)
         if not all(st.finished for st in stitchers):
             raise RuntimeError("not every window was predicted")
 
-    def _begin_band(self, k: int) -> None:
+    def _spill(self, fn, *args):
+        """``fn(*args)`` of the hand-over between column bands, whose temporary files may fill the disk."""
         try:
-            self.handover.begin(k)
-        except OSError as exc:  # an unwritable temporary folder
-            raise_user_error(exc, Path(tempfile.gettempdir()), "write temporary rows")
-
-    def _hand_over(self, levels: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            return self.handover.rows(levels, valid)
-        except OSError as exc:  # a full temporary folder
-            raise_user_error(exc, Path(tempfile.gettempdir()), "write temporary rows")
+            return fn(*args)
+        except OSError as exc:
+            raise_user_error(exc, Path(tempfile.gettempdir()), "write or read temporary files")
 
     def _predict(self, stitcher: StripStitcher, msg: WindowBatch) -> None:
         out_idx = self.layout.out_idx
@@ -339,6 +337,7 @@ class _Run:
         self.model_time += time.perf_counter() - t0
         for k, (i, j) in enumerate(msg.ids):
             stitcher.add(i, j, p[k])
+            self._spill(self.handover.window_done, j, p[k])
         self.result.windows_run += len(msg.ids)
         self.bar.update(len(msg.ids))
 

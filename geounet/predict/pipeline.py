@@ -117,7 +117,8 @@ class WindowSkipped:
 
 @dataclass(frozen=True)
 class RowValidity:
-    """Validity of the rows that ``window_row`` releases, over the column band's own columns."""
+    """Validity of the rows that ``window_row`` releases, over the columns the band stitches; sent before
+    the window-row's windows."""
 
     column_band: int
     window_row: int
@@ -185,9 +186,11 @@ class Reader(threading.Thread):
 
     def __init__(self, src: rasterio.io.DatasetReader, stitchers: list[StripStitcher], info: CheckpointInfo,
                  batch_size: int, pin: bool, out: queue.Queue, stop: threading.Event, gdal_cache_mb: int,
-                 stretch: InputStretch | None = None):
+                 stretch: InputStretch | None = None, handed: list[frozenset[int]] | None = None):
         super().__init__(name="geounet-reader", daemon=True)
         self.src, self.stitchers, self.batch_size, self.pin = src, stitchers, batch_size, pin
+        # per column band, the window-columns whose outputs the band before hands over: not read, not queued
+        self.handed = handed or [frozenset()] * len(stitchers)
         self.out, self.stop, self.gdal_cache_mb = out, stop, gdal_cache_mb
         self.raster_bands = list(info.preprocessing.bands)
         self.normalise = Normaliser(info.preprocessing, stretch)
@@ -228,8 +231,9 @@ class Reader(threading.Thread):
             valid = buf.valid[: r1 - r0]
             nxt = row_axis.offsets[i + 1] if i + 1 < len(row_axis.offsets) else H
             put(self.out, RowValidity(k, i, buf.valid[: nxt - r0, vx0:vx1].copy()), self.stop)
-            spans = {j: col_axis.clip(j)[:2] for j in st.col_ids}
-            run = [j for j in st.col_ids if valid[:, spans[j][0] - rc0 : spans[j][1] - rc0].any()]
+            own = [j for j in st.col_ids if j not in self.handed[k]]
+            spans = {j: col_axis.clip(j)[:2] for j in own}
+            run = [j for j in own if valid[:, spans[j][0] - rc0 : spans[j][1] - rc0].any()]
             raw = buf.read_pixels([spans[j] for j in run])
             self._queue_window_row(k, st, i, raw[:, : r1 - r0], set(run), rc0)
 
@@ -242,6 +246,8 @@ class Reader(threading.Thread):
         pad_rows = (r0 - r, r + self.th - r1)
         batch, ids = None, []
         for j in st.col_ids:
+            if j in self.handed[k]:
+                continue
             c0, c1, _ = col_axis.clip(j)
             c = col_axis.offsets[j]
             if j not in run:

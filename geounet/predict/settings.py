@@ -71,13 +71,14 @@ class WindowSettings:
              "depends on the cross-fade's width in pixels (the model's reach), not on the window's size "
              "(docs/benchmarks.md, 'Seams versus overlap').")
     band_width: int = setting(
-        3584, "Rasters wider than this many pixels (of the grid the model reads) go through in column bands "
+        5632, "Rasters wider than this many pixels (of the grid the model reads) go through in column bands "
               "whose strips, the vectoriser's context columns included, are at most this wide, so memory "
-              "does not grow with the width either. A band's left context columns are the band before's "
-              "final rows, handed over through a temporary file, so only the windows straddling a band "
-              "border run twice: a 20,000 px raster at 0.132 m (13,200 px at the default model's 0.2 m) "
-              "peaks at 749 MB in five bands against 731 MB for a 5,000 px raster (3,300 px, one band); "
-              "5,632 px bands run 10% fewer windows and peak at 854 MB (docs/benchmarks.md).")
+              "does not grow with the width either. A band's context columns and the windows straddling "
+              "its border are handed to the next band through temporary files, so every window runs once, "
+              "as with one band. A 20,000 px raster at 0.132 m (13,200 px at the default model's 0.2 m) goes "
+              "through in three bands and peaks at about 850 MB, as any raster wider than one band does; "
+              "3,584 px bands peak at about 755 MB (like a 5,000 px raster's one band) and take 8% longer "
+              "(more context columns vectorised and block columns decoded twice; docs/benchmarks.md).")
 
 
 @dataclass(frozen=True, kw_only=True)
