@@ -378,3 +378,20 @@ def test_scaled_raster_reads_the_same_pixels_in_pieces_as_whole(tmp_path):
     assert (diff <= 1).mean() > 0.999
     with pytest.raises(AttributeError):
         scaled.index  # a grid-dependent attribute it does not know is not passed through to the source
+
+
+def test_an_unwritable_temporary_folder_is_one_clear_error(tmp_path, monkeypatch):
+    """Column bands hand rows and windows over through temporary files: no room for them is a one-line
+    GeounetError naming the folder, and no output is left behind."""
+    import tempfile
+
+    from geounet.errors import GeounetError
+
+    img, _ = random_scene((120, 700), n=30, seed=2)
+    tif = write_raster(tmp_path / "r.tif", img)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(GeounetError, match="temporary files") as err:
+        predict_raster(BrightModel(), INFO, tif, tmp_path / "out.gpkg",
+                       RunOptions(tile=64, overlap=16, batch_size=2, min_area=0.0, band_width=64), probs=tmp_path / "p.tif")
+    assert "missing" in str(err.value) and "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]
