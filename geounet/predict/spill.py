@@ -124,7 +124,7 @@ class BandHandover:
 
     def __init__(self, bands: Sequence[ColumnBand], stitchers: Sequence, channels: int):
         self.bands, self.stitchers, self.channels = list(bands), list(stitchers), int(channels)
-        # shared[k]: window-columns band k runs and band k + 1 receives
+        # shared[k]: window-columns band k runs (or received from band k - 1) and hands to band k + 1
         self.shared = [sorted(set(a.col_ids) & set(b.col_ids)) for a, b in zip(self.stitchers, self.stitchers[1:])]
         self.handed = [frozenset()] + [frozenset(js) for js in self.shared]
         self._in: RowSpill | None = None  # final rows from the band before
