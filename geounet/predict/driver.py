@@ -234,7 +234,7 @@ class _Run:
         self.windows_q: queue.Queue = queue.Queue(maxsize=WINDOW_QUEUE)
         self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE)
         # what a column band hands to the next: final rows of context columns, windows both touch (spill.py)
-        self.handover = BandHandover(layout.column_bands, layout.stitchers, layout.n_channels or 1)
+        self.handover = BandHandover(layout.column_bands, layout.stitchers)
         self.reader = Reader(src, layout.stitchers, info, options.batch_size, device.type == "cuda", self.windows_q,
                              self.stop, options.gdal_cache_mb, stretch, self.handover.handed)
         self.writer = Writer(self.strips_q, self.stop, self.vectorizer, self.prob_writer, layout.column_bands, output,
@@ -303,7 +303,7 @@ class _Run:
                 self.bar.update(1)
             else:  # the row's validity comes before its windows: first the windows the band before ran
                 valid_rows[(current, msg.window_row)] = msg.valid
-                for j, p in self._spill(lambda i: list(self.handover.windows_for_row(i)), msg.window_row):
+                for j, p in self._spill(self.handover.windows_for_row):
                     stitcher.add(msg.window_row, j, p) if p is not None else stitcher.skip(msg.window_row, j)
                     self._spill(self.handover.window_done, j, p)  # a window three bands touch goes on
             for i, row0, probs in stitcher.pop_final():

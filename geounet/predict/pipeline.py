@@ -223,6 +223,8 @@ class Reader(threading.Thread):
         vx0, vx1 = st.x0 - rc0, st.x1 - rc0  # the band's own columns in the buffer
         buf = StripBuffer(self.src, self.raster_bands, rc0, rc1)
         row_axis, col_axis = st.rows, st.cols
+        own = [j for j in st.col_ids if j not in self.handed[k]]  # the windows this band runs or skips itself
+        spans = {j: col_axis.clip(j)[:2] for j in own}
         for i in range(len(row_axis.offsets)):
             if self.stop.is_set():
                 raise Stop
@@ -231,23 +233,19 @@ class Reader(threading.Thread):
             valid = buf.valid[: r1 - r0]
             nxt = row_axis.offsets[i + 1] if i + 1 < len(row_axis.offsets) else H
             put(self.out, RowValidity(k, i, buf.valid[: nxt - r0, vx0:vx1].copy()), self.stop)
-            own = [j for j in st.col_ids if j not in self.handed[k]]
-            spans = {j: col_axis.clip(j)[:2] for j in own}
             run = [j for j in own if valid[:, spans[j][0] - rc0 : spans[j][1] - rc0].any()]
             raw = buf.read_pixels([spans[j] for j in run])
-            self._queue_window_row(k, st, i, raw[:, : r1 - r0], set(run), rc0)
+            self._queue_window_row(k, st, i, raw[:, : r1 - r0], own, set(run), rc0)
 
-    def _queue_window_row(self, k: int, st: StripStitcher, i: int, raw: np.ndarray, run: set[int],
+    def _queue_window_row(self, k: int, st: StripStitcher, i: int, raw: np.ndarray, own: list[int], run: set[int],
                           rc0: int) -> None:
-        """Queue the windows of window-row ``i``: ``raw`` holds its rows from raster column ``rc0``; the windows
-        of ``run`` have data, the others are skipped."""
+        """Queue the windows ``own`` of window-row ``i``: ``raw`` holds its rows from raster column ``rc0``; the
+        windows of ``run`` have data, the others are skipped."""
         row_axis, col_axis = st.rows, st.cols
         r, (r0, r1, _) = row_axis.offsets[i], row_axis.clip(i)
         pad_rows = (r0 - r, r + self.th - r1)
         batch, ids = None, []
-        for j in st.col_ids:
-            if j in self.handed[k]:
-                continue
+        for j in own:
             c0, c1, _ = col_axis.clip(j)
             c = col_axis.offsets[j]
             if j not in run:
