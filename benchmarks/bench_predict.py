@@ -98,7 +98,7 @@ def child_monai(args) -> dict:
     with rasterio.open(args.raster) as src:
         # at the pixel size predict reads (--pixel-size): the same bilinear resampling as geounet's ScaledRaster,
         # onto the grid of geounet's --probs when given (same shape, so the masks compare pixel for pixel)
-        from geounet.io.raster import IMAGE_RESAMPLING, pixel_size_m
+        from geounet.io.raster import IMAGE_RESAMPLING, pixel_size_m, resampled
         from geounet.predict.resolve import parse_pixel_size, target_pixel_size
 
         target = target_pixel_size(parse_pixel_size(args.pixel_size or "native"), pixel_size_m(src),
@@ -109,8 +109,8 @@ def child_monai(args) -> dict:
                 with rasterio.open(args.compare) as p:
                     shape = (p.height, p.width)
             else:
-                f = pixel_size_m(src) / target
-                shape = (max(1, round(src.height * f)), max(1, round(src.width * f)))
+                with resampled(src, target) as grid:  # predict's own grid at that pixel size
+                    shape = (grid.height, grid.width)
         img = src.read(list(prep.bands), out_shape=None if shape is None else (len(prep.bands), *shape),
                        resampling=IMAGE_RESAMPLING).astype(np.float32)
     std = np.asarray(prep.std, np.float32)[:, None, None]
