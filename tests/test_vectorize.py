@@ -157,6 +157,23 @@ def test_ground_area_is_right_in_every_crs(crs_key):
         assert abs(sq.area - ref) / ref > 0.05
 
 
+@pytest.mark.parametrize("crs_key", list(CRS_CASES))
+def test_ground_area_equals_pyproj_polygon_by_polygon(crs_key):
+    """The rings' coordinates are taken out in one call; each area is still Geod.geometry_area_perimeter's, to the bit."""
+    crs, x0, y0, res = CRS_CASES[crs_key]
+    t = Affine(res, 0, x0, 0, -res, y0)
+    courtyard = shapely.Polygon([(0, 0), (60, 0), (60, 40), (0, 40)], [[(10, 10), (20, 10), (20, 20), (10, 20)],
+                                                                       [(30, 5), (50, 5), (40, 30)]])
+    pixel = [shapely.box(100, 0, 103, 7), courtyard, shapely.box(200, 200, 201, 201),
+             shapely.Polygon([(0, 100), (30, 100), (30, 130), (15, 110), (0, 130)])]
+    geoms = shapely.orient_polygons(to_crs_coords(np.array(pixel, dtype=object), t), exterior_cw=False)
+    ground = GroundArea(crs)
+    areas = ground(geoms)
+    assert areas.dtype == np.float64 and len(areas) == 4
+    for g, a in zip(ground.lonlat(geoms), areas):
+        assert a == abs(ground.geod.geometry_area_perimeter(shapely.orient_polygons(g, exterior_cw=False))[0])
+
+
 def test_area_subtracts_holes():
     ring = np.zeros((40, 40), np.float32)
     ring[5:35, 5:35] = 1

@@ -235,3 +235,24 @@ def test_simplify_keeps_every_outline_a_valid_polygon_with_its_rings():
         assert shapely.equals_exact(out[~lost], dp[~lost], 0).all()
         assert (shapely.hausdorff_distance(out, canonical) <= tolerance + 1e-9).all()
         assert shapely.equals_exact(out, simplify(canonical.copy(), tolerance), 0).all()  # deterministic
+
+
+def test_label_polygons_are_gdals_outlines_vertex_for_vertex():
+    """Built from one coordinate array, the polygons are those of shapely.geometry.shape of GDAL's
+    GeoJSON, holes included, placed at the core's row and column."""
+    import shapely
+    from affine import Affine
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    from geounet.vectorize.stages import label_polygons
+
+    rng = np.random.default_rng(5)
+    labels, n = ndimage.label(ndimage.gaussian_filter(rng.random((120, 90)), 2.0) > 0.5)
+    got = label_polygons(labels.astype(np.int32), 40, 7)
+    want = [(int(v), shape(g)) for g, v in shapes(labels.astype(np.int32), mask=labels > 0, connectivity=4,
+                                                  transform=Affine.translation(7, 40))]
+    assert [v for v, _ in got] == [v for v, _ in want] and sorted({v for v, _ in got}) == list(range(1, n + 1))
+    assert all(shapely.equals_exact(g, w, 0) for (_, g), (_, w) in zip(got, want))
+    assert sum(len(g.interiors) for _, g in got) >= 3
+    assert label_polygons(np.zeros((4, 5), np.int32), 0, 0) == []

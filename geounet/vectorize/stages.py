@@ -15,10 +15,12 @@ scipy is imported inside the functions, not at import: it costs 0.2 s of start-u
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
+import shapely
 from affine import Affine
 from rasterio.features import shapes, sieve
-from shapely.geometry import shape
 
 CUT_CHANNELS = ("border", "contact")  # channels whose probability cuts seeds
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)  # 4-connectivity
@@ -227,4 +229,17 @@ def label_polygons(labels: np.ndarray, row0: int, col0: int) -> list[tuple[int, 
     so pieces from two cores share their border vertices bit for bit.
     """
     t = Affine.translation(col0, row0)
-    return [(int(value), shape(geom)) for geom, value in shapes(labels, mask=labels > 0, connectivity=4, transform=t)]
+    # GDAL traces the outlines; shapely builds them from one array of every ring's coordinates (4x faster
+    # than a shapely.geometry.shape per GeoJSON dict, the same polygons vertex for vertex)
+    values, rings, n_rings = [], [], []
+    for geom, value in shapes(labels, mask=labels > 0, connectivity=4, transform=t):
+        values.append(int(value))
+        rings.extend(geom["coordinates"])  # exterior, then holes
+        n_rings.append(len(geom["coordinates"]))
+    if not values:
+        return []
+    n_coords = np.fromiter(map(len, rings), np.int64, len(rings))
+    xy = np.fromiter(chain.from_iterable(chain.from_iterable(rings)), np.float64, 2 * int(n_coords.sum()))
+    linear_rings = shapely.linearrings(xy.reshape(-1, 2), indices=np.repeat(np.arange(len(rings)), n_coords))
+    polygons = shapely.polygons(linear_rings, indices=np.repeat(np.arange(len(values)), n_rings))
+    return list(zip(values, polygons))
