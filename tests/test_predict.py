@@ -422,3 +422,27 @@ def test_bundled_model_on_real_imagery_in_column_bands_equals_one_band(tmp_path)
     assert len(x) > 30
     key = lambda df: sorted(zip(df.geometry.normalize().to_wkb(), df["area_m2"], df["score"]))  # noqa: E731
     assert key(x) == key(y)
+
+
+def test_block_cache_holds_three_source_block_rows_under_a_resampled_strip(tmp_path):
+    """GDAL's cache for a resampled read: three block-rows of the source under the strip, every band and the
+    mask counted; a native read, or a small strip, keeps the floor."""
+    from conftest import write_raster
+
+    from geounet.io.raster import block_cache_mb, resampled
+
+    img = np.zeros((3, 2000, 6000), np.uint8)
+    plain = write_raster(tmp_path / "plain.tif", img, res=0.1)  # 64 px blocks
+    masked = write_raster(tmp_path / "masked.tif", img, res=0.1, valid=np.ones((2000, 6000), bool))
+    with rasterio.open(plain) as s, resampled(s, 0.2) as src:
+        assert src.fx == pytest.approx(2.0, rel=1e-3)
+        # 3000 grid columns = 6000 source columns = 94 blocks of 64 (93.75), + 2 partial ones
+        assert block_cache_mb(src, 3000, 1) == -(-3 * 96 * 64 * 64 * 3 // 2**20) == 4
+        assert block_cache_mb(src, 3000, 32) == 32
+        assert block_cache_mb(s, 6000, 7) == 7  # native: StripBuffer reads whole block-rows
+    with rasterio.open(masked) as s, resampled(s, 0.2) as src:
+        assert block_cache_mb(src, 3000, 1) == -(-3 * 96 * 64 * 64 * 4 // 2**20) == 5  # + the mask's byte
+    uint16 = write_raster(tmp_path / "u16.tif", np.zeros((4, 200, 20000), np.uint16), res=0.1)
+    with rasterio.open(uint16) as s, resampled(s, 0.3) as src:
+        need = 3 * (-(-6666 * src.fx // 64) + 2) * 64 * 64 * 4 * 2
+        assert block_cache_mb(src, 6666, 1) == -(-need // 2**20)

@@ -38,7 +38,7 @@ from ..grid import ColumnBand, column_bands_with_context, stitched_columns, wind
 from ..io.files import replace_together
 from ..io.mosaic import Mosaic, open_input
 from ..io.probs import ProbsWriter, quantize
-from ..io.raster import has_validity_mask, pixel_size_m, raise_user_error, resampled
+from ..io.raster import block_cache_mb, has_validity_mask, pixel_size_m, raise_user_error, resampled
 from ..io.stretch import InputStretch, input_stretch
 from ..log import logger
 from ..model import checkpoint
@@ -235,10 +235,13 @@ class _Run:
         self.strips_q: queue.Queue = queue.Queue(maxsize=STRIP_QUEUE)
         # what a column band hands to the next: final rows of context columns, windows both touch (spill.py)
         self.handover = BandHandover(layout.column_bands, layout.stitchers)
+        # GDAL's cache is the process's: reader and writer ask for the same size
+        read_width = max(c1 - c0 for c0, c1 in (st.read_span() for st in layout.stitchers))
+        cache_mb = block_cache_mb(src, read_width, options.gdal_cache_mb)
         self.reader = Reader(src, layout.stitchers, info, options.batch_size, device.type == "cuda", self.windows_q,
-                             self.stop, options.gdal_cache_mb, stretch, self.handover.handed)
+                             self.stop, cache_mb, stretch, self.handover.handed)
         self.writer = Writer(self.strips_q, self.stop, self.vectorizer, self.prob_writer, layout.column_bands, output,
-                             options.gdal_cache_mb)
+                             cache_mb)
         n_windows = sum(self.handover.n_windows(k) for k in range(len(layout.stitchers)))  # each run once
         self.result = RasterResult(input=input_path, output=output, probs=probs, windows=n_windows,
                                    pixels=layout.height * layout.width, preview=sink.preview_path)

@@ -152,9 +152,9 @@ class ReadSettings:
                 "sampled over the raster; LOW,HIGH maps those raw values to the model's range for every band "
                 "and raster (the same for every tile of a mosaic); none refuses such a raster.")
     gdal_cache_mb: int = setting(
-        32, "GDAL block cache in MB while predicting: what a resampled read (--pixel-size) needs to decode each "
-            "source block once (about two block-rows of the source under a column band); native reads decode "
-            "each block once without it.")
+        32, "GDAL block cache in MB while predicting, at least: raised for each resampled raster (--pixel-size) "
+            "to what its reads need to decode each source block once (three block-rows of the source under a "
+            "column band, geounet.io.raster.block_cache_mb); native reads decode each block once without it.")
 
 
 @dataclass(frozen=True, kw_only=True)
