@@ -429,7 +429,7 @@ def test_block_cache_holds_three_source_block_rows_under_a_resampled_strip(tmp_p
     mask counted; a native read, or a small strip, keeps the floor."""
     from conftest import write_raster
 
-    from geounet.io.raster import block_cache_mb, resampled
+    from geounet.io.raster import MAX_BLOCK_CACHE_MB, block_cache_mb, resampled
 
     img = np.zeros((3, 2000, 6000), np.uint8)
     plain = write_raster(tmp_path / "plain.tif", img, res=0.1)  # 64 px blocks
@@ -446,3 +446,12 @@ def test_block_cache_holds_three_source_block_rows_under_a_resampled_strip(tmp_p
     with rasterio.open(uint16) as s, resampled(s, 0.3) as src:
         need = 3 * (-(-6666 * src.fx // 64) + 2) * 64 * 64 * 4 * 2
         assert block_cache_mb(src, 6666, 1) == -(-need // 2**20)
+        assert block_cache_mb(src, 66660, 1) == MAX_BLOCK_CACHE_MB  # capped
+        assert block_cache_mb(src, 66660, 200) == 200  # the floor wins
+    profile = dict(driver="GTiff", height=600, width=500, count=3, dtype="uint8", crs="EPSG:32633", tiled=True,
+                   blockxsize=4096, blockysize=4096, compress="deflate",
+                   transform=rasterio.Affine(0.1, 0, 500000, 0, -0.1, 4000000))  # blocks taller than MAX_BLOCK_ROWS
+    with rasterio.open(tmp_path / "tall.tif", "w", **profile) as dst:
+        dst.write(np.zeros((3, 600, 500), np.uint8))
+    with rasterio.open(tmp_path / "tall.tif") as s, resampled(s, 0.2) as src:
+        assert s.block_shapes[0] == (4096, 4096) and block_cache_mb(src, 250, 9) == 9

@@ -163,6 +163,8 @@ def check_bands(src: rasterio.io.DatasetReader, bands: Sequence[int], path: str 
 # How imagery is read at another pixel size, in training (read_window) and in prediction (ScaledRaster)
 # alike, so a model sees resampled imagery the way it was trained on it; validity masks are nearest.
 IMAGE_RESAMPLING = Resampling.bilinear
+MAX_BLOCK_ROWS = 2048  # taller blocks (striped files of one strip) are read row-window by row-window
+MAX_BLOCK_CACHE_MB = 128  # beyond this, a resampled read decodes some source blocks twice rather than hold more
 
 
 def read_window(
@@ -279,16 +281,22 @@ def block_cache_mb(src, columns: int, least: int) -> int:
     ``fx`` source pixels per grid pixel, ``bh x bw`` the source blocks, ``+ 2`` for the partial block
     columns at both ends, ``bytes_per_pixel`` for every band of the file (a pixel-interleaved block,
     JPEG's, decodes them all) plus one for a per-dataset mask. A native read buffers whole block-rows
-    itself and decodes each block once whatever the cache: ``least``.
+    itself and decodes each block once whatever the cache: ``least``. So do blocks taller than
+    :data:`MAX_BLOCK_ROWS` (a file of one strip), which are read row-window by row-window. The result is
+    capped at :data:`MAX_BLOCK_CACHE_MB` (or ``least`` if larger): a band of very fine imagery resampled
+    to the model's pixel (5 cm drone imagery at 0.2 m, 512 px blocks: about 100 MB under a 5,632 px band)
+    decodes part of its shared block-rows twice rather than hold more memory.
     """
     if not isinstance(src, ScaledRaster) or not src.src.block_shapes:
         return int(least)
     bh, bw = src.src.block_shapes[0]
+    if bh > MAX_BLOCK_ROWS:
+        return int(least)
     per_pixel = src.count * np.dtype(src.dtypes[0]).itemsize
     if any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums):
         per_pixel += 1
     need = 3 * (math.ceil(columns * src.fx / bw) + 2) * bw * bh * per_pixel
-    return max(int(least), math.ceil(need / 2**20))
+    return max(int(least), min(MAX_BLOCK_CACHE_MB, math.ceil(need / 2**20)))
 
 
 @contextlib.contextmanager

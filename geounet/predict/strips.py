@@ -24,11 +24,10 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..io.raster import has_validity_mask, read_valid_mask
+from ..io.raster import MAX_BLOCK_ROWS, has_validity_mask, read_valid_mask
 
 __all__ = ["StripBuffer", "MAX_BLOCK_ROWS"]
 
-MAX_BLOCK_ROWS = 2048  # taller blocks (striped files of one strip) are read row-window by row-window
 
 
 class StripBuffer:
