@@ -172,6 +172,9 @@ def test_ground_area_equals_pyproj_polygon_by_polygon(crs_key):
     assert areas.dtype == np.float64 and len(areas) == 4
     for g, a in zip(ground.lonlat(geoms), areas):
         assert a == abs(ground.geod.geometry_area_perimeter(shapely.orient_polygons(g, exterior_cw=False))[0])
+    # several parts add up; nothing is nothing
+    both = np.array([shapely.MultiPolygon([geoms[0], geoms[2]]), shapely.Polygon()], dtype=object)
+    assert ground(both)[0] == pytest.approx(areas[0] + areas[2], rel=1e-12) and ground(both)[1] == 0
 
 
 def test_area_subtracts_holes():

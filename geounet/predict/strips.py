@@ -29,7 +29,6 @@ from ..io.raster import MAX_BLOCK_ROWS, has_validity_mask, read_valid_mask
 __all__ = ["StripBuffer", "MAX_BLOCK_ROWS"]
 
 
-
 class StripBuffer:
     """Raster rows ``[row0, end)`` over the columns ``[c0, c1)`` of ``src``: :attr:`valid` for every pixel,
     :attr:`raw` (the ``bands``, native type) for the blocks :meth:`read_pixels` was asked for."""

@@ -182,12 +182,14 @@ class GroundArea:
         ll = shapely.orient_polygons(self.lonlat(geoms), exterior_cw=False)
         # ring by ring, as Geod.geometry_area_perimeter sums them (signed: holes, clockwise, subtract), with
         # the coordinates taken out in one call instead of per ring: the same areas to the bit, 1.5x faster
-        rings, polygon_of_ring = shapely.get_rings(ll, return_index=True)
+        parts, geom_of_part = shapely.get_parts(ll, return_index=True)  # a multipolygon's parts add up
+        rings, part_of_ring = shapely.get_rings(parts, return_index=True)
         coords, ring_of_coord = shapely.get_coordinates(rings, return_index=True)
         bounds = np.searchsorted(ring_of_coord, np.arange(len(rings) + 1))
         ring_area = self.geod.polygon_area_perimeter
         signed = [ring_area(coords[a:b, 0], coords[a:b, 1])[0] for a, b in zip(bounds[:-1], bounds[1:])]
-        return np.abs(np.bincount(polygon_of_ring, weights=signed, minlength=len(ll)))
+        part_area = np.abs(np.bincount(part_of_ring, weights=signed, minlength=len(parts)))
+        return np.bincount(geom_of_part, weights=part_area, minlength=len(ll))
 
 
 def to_crs_coords(geoms: np.ndarray, transform: Affine) -> np.ndarray:
