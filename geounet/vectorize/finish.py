@@ -25,11 +25,10 @@ import numpy as np
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.features import shapes
-from shapely.geometry import shape
 
 from .options import VectorizeOptions
 from .square import dominant_angle, regularize
+from .stages import label_polygons
 
 __all__ = ["GroundArea", "dominant_angle", "finish_buildings", "nodata_near", "regularize", "to_crs_coords"]
 
@@ -137,8 +136,7 @@ def nodata_near(labels: np.ndarray, invalid: np.ndarray, core_origin: tuple[int,
         sub = invalid[r0:r1, q0:q1]
         if not sub.any():
             continue
-        t = Affine.translation(context_origin[1] + q0, context_origin[0] + r0)
-        polys = [shape(g) for g, _ in shapes(sub.astype(np.uint8), mask=sub, connectivity=4, transform=t)]
+        polys = [p for _, p in label_polygons(sub.astype(np.uint8), context_origin[0] + r0, context_origin[1] + q0)]
         out[lab] = shapely.union_all(polys)
     return out
 
