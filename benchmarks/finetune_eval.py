@@ -5,7 +5,8 @@
 
 For each place (a folder of ../shared/data with PLACE.tif and PLACE_buildings.geojson) the raster is
 cut at the median x of the building centroids: the west part and the buildings touching it are the
-training data, the east part and its buildings (clipped to it) the test. Then, on the east part:
+training data, the east part and its buildings (clipped to it) the test. A place of chips with one
+polygon file (PLACE/images/, Cox's Bazar) is split chip by chip at that median (`split_chips`). Then, on the east part:
 zero-shot (the --init model as it is, with and without --adapt), `geounet train --init MODEL` on the
 west part for each budget in --minutes, and the same recipe from random weights (`--scratch-minutes`,
 same width and working pixel size as the --init model), each scored with `geounet evaluate` (object F1
@@ -62,9 +63,20 @@ def crop(src, window: Window, path: Path) -> box:
     return box(*rasterio.windows.bounds(window, src.transform))
 
 
-def split_place(shared: Path, place: str, out: Path) -> dict[str, Path]:
-    """West/east rasters and labels of ``place``, cut at the median x of the building centroids."""
-    tif, labels = shared / place / f"{place}.tif", shared / place / f"{place}_buildings.geojson"
+def split_place(shared: Path, place: str, out: Path) -> tuple[list, list[tuple[Path, Path]]]:
+    """``(train_args, test_pairs)`` of ``place``: its west part to train on, its east part to score.
+
+    A place with one raster (PLACE/PLACE.tif) is cut at the median x of its building centroids: the west
+    part and the buildings touching it train (``--raster --labels``), the east part and its buildings
+    clipped to it are the test. A place of chips (PLACE/images/*.tif plus one PLACE_buildings.geojson,
+    Cox's Bazar) is split chip by chip: a chip whose centre lies west of that median trains (``--images
+    DIR --labels FILE``, the west chips linked into one folder), the others are the test, each scored
+    against the footprints inside its bounds, clipped to them, pooled as benchmarks/lopo_eval.py does.
+    """
+    labels = shared / place / f"{place}_buildings.geojson"
+    if (shared / place / "images").is_dir():
+        return split_chips(shared / place / "images", labels, place, out)
+    tif = shared / place / f"{place}.tif"
     with rasterio.open(tif) as src:
         gdf = gpd.read_file(labels).to_crs(src.crs)
         median_x = float(np.median(gdf.geometry.centroid.x))
@@ -78,20 +90,55 @@ def split_place(shared: Path, place: str, out: Path) -> dict[str, Path]:
     west[["geometry"]].to_file(out / f"{place}_west.gpkg")
     east[["geometry"]].to_file(out / f"{place}_east.gpkg")
     print(f"<!-- {place}: cut at column {col}; west {len(west)} buildings, east {len(east)} -->", flush=True)
-    return {"west": out / f"{place}_west.tif", "west_labels": out / f"{place}_west.gpkg",
-            "east": out / f"{place}_east.tif", "east_labels": out / f"{place}_east.gpkg"}
+    return (["--raster", out / f"{place}_west.tif", "--labels", out / f"{place}_west.gpkg"],
+            [(out / f"{place}_east.tif", out / f"{place}_east.gpkg")])
 
 
-def score(model: str, files: dict[str, Path], pred: Path, *extra: str) -> tuple[dict, float]:
+def split_chips(images: Path, labels: Path, place: str, out: Path) -> tuple[list, list[tuple[Path, Path]]]:
+    """The chip version of :func:`split_place` (see there)."""
+    gdf = gpd.read_file(labels)
+    frames = {}
+    for tif in sorted(images.glob("*.tif")):
+        with rasterio.open(tif) as src:
+            frames[tif] = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(gdf.crs).iloc[0]
+    utm = gdf.estimate_utm_crs()  # centroids and the median in metres, not degrees
+    median_x = float(np.median(gdf.geometry.to_crs(utm).centroid.x))
+    west_dir = out / f"{place}_west_images"
+    west_dir.mkdir(parents=True, exist_ok=True)
+    for old in west_dir.iterdir():
+        old.unlink()
+    west_frames, test = [], []
+    for tif, frame in frames.items():
+        if gpd.GeoSeries([frame], crs=gdf.crs).to_crs(utm).centroid.x.iloc[0] < median_x:
+            (west_dir / tif.name).symlink_to(tif.resolve())
+            west_frames.append(frame)
+        else:
+            truth = out / f"{place}_east_truth" / f"{tif.stem}.gpkg"
+            truth.parent.mkdir(parents=True, exist_ok=True)
+            gdf[gdf.intersects(frame)].clip(frame)[["geometry"]].to_file(truth, driver="GPKG")
+            test.append((tif, truth))
+    west = gdf[gdf.intersects(gpd.GeoSeries(west_frames, crs=gdf.crs).union_all())]
+    west[["geometry"]].to_file(out / f"{place}_west.gpkg")
+    n_east = sum(len(gpd.read_file(t)) for _, t in test)
+    print(f"<!-- {place}: {len(west_frames)} west chips ({len(west)} buildings), {len(test)} east chips "
+          f"({n_east} buildings) -->", flush=True)
+    return ["--images", west_dir, "--labels", out / f"{place}_west.gpkg"], test
+
+
+def score(model: str, test: list[tuple[Path, Path]], pred_dir: Path, *extra: str) -> tuple[dict, float]:
+    """Predict every test raster into ``pred_dir``, evaluate them pooled: (scores, predict seconds)."""
+    pred_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    sh(["geounet", "-q", "predict", files["east"], "-o", pred, "--model", model, "--overwrite", *extra])
+    sh(["geounet", "-q", "predict", *[r for r, _ in test], "-o", f"{pred_dir}/", "--model", model,
+        "--overwrite", "--format", "gpkg", *extra])
     secs = time.time() - t0
-    res = json.loads(sh(["geounet", "evaluate", pred, files["east_labels"], "--raster", files["east"], "--json"]))
-    return res["pairs"][0], secs
+    pairs = [a for r, t in test for a in (pred_dir / f"{r.stem}.gpkg", t)]
+    rasters = [a for r, _ in test for a in ("--raster", r)]
+    return json.loads(sh(["geounet", "evaluate", *pairs, *rasters, "--json"]))["pooled"], secs
 
 
-def train(files: dict[str, Path], run: Path, minutes: float, *extra: str) -> None:
-    sh(["geounet", "-q", "train", "--raster", files["west"], "--labels", files["west_labels"], "--out", run,
+def train(train_args: list, run: Path, minutes: float, *extra: str) -> None:
+    sh(["geounet", "-q", "train", *train_args, "--out", run,
         "--epochs", "100000", "--max-minutes", minutes, "--val-fraction", "0", "--overwrite", *extra])
 
 
@@ -123,15 +170,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     scale_args = ["--pixel-size", str(a.pixel_size)] if a.pixel_size else []
     for place in a.places:
-        files = split_place(Path(a.shared), place, out)
+        train_args, test = split_place(Path(a.shared), place, out)
         if not a.skip_zero_shot:
             for what, extra in ((f"{a.init}, zero-shot", []), (f"{a.init}, zero-shot --adapt", ["--adapt"])):
-                p, secs = score(a.init, files, out / f"{place}-zero{len(extra)}.gpkg", *extra)
+                p, secs = score(a.init, test, out / f"{place}-zero{len(extra)}", *extra)
                 row(place, what, p, secs)
         for minutes in [float(m) for m in a.minutes.split(",") if m]:
             run = out / f"{place}-ft{minutes:g}"
-            train(files, run, minutes, "--init", a.init, *scale_args, *shlex.split(a.finetune_args))
-            p, secs = score(str(run / "last.pt"), files, out / f"{place}-ft{minutes:g}.gpkg")
+            train(train_args, run, minutes, "--init", a.init, *scale_args, *shlex.split(a.finetune_args))
+            p, secs = score(str(run / "last.pt"), test, out / f"{place}-ft{minutes:g}")
             row(place, f"--init {a.init} {a.finetune_args}, {minutes:g} min"
                        f"{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
         if a.scratch_minutes:
@@ -139,8 +186,8 @@ def main() -> None:
             p = info.preprocessing
             scale = scale_args or (["--pixel-size-range", *map(str, p.pixel_size_range_m)] if p.pixel_size_range_m
                                    else ["--pixel-size", f"{p.pixel_size_m:.6f}"])
-            train(files, run, a.scratch_minutes, "--width", str(info.model.width), *scale)
-            p, secs = score(str(run / "last.pt"), files, out / f"{place}-scratch.gpkg")
+            train(train_args, run, a.scratch_minutes, "--width", str(info.model.width), *scale)
+            p, secs = score(str(run / "last.pt"), test, out / f"{place}-scratch")
             row(place, f"from scratch, {a.scratch_minutes:g} min{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
 
 

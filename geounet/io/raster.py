@@ -283,9 +283,10 @@ def block_cache_mb(src, columns: int, least: int) -> int:
     JPEG's, decodes them all) plus one for a per-dataset mask. A native read buffers whole block-rows
     itself and decodes each block once whatever the cache: ``least``. So do blocks taller than
     :data:`MAX_BLOCK_ROWS` (a file of one strip), which are read row-window by row-window. The result is
-    capped at :data:`MAX_BLOCK_CACHE_MB` (or ``least`` if larger): a band of very fine imagery resampled
-    to the model's pixel (5 cm drone imagery at 0.2 m, 512 px blocks: about 100 MB under a 5,632 px band)
-    decodes part of its shared block-rows twice rather than hold more memory.
+    capped at :data:`MAX_BLOCK_CACHE_MB` (or ``least`` if larger): a band of imagery so fine that three of
+    its block-rows exceed the cap (5 cm drone imagery read at 0.2 m with 512 px blocks needs about 70 MB
+    under a 3,584 px band, 1 cm imagery about 335 MB) decodes part of its shared block-rows twice rather
+    than hold more memory.
     """
     if not isinstance(src, ScaledRaster) or not src.src.block_shapes:
         return int(least)

@@ -71,14 +71,13 @@ class WindowSettings:
              "depends on the cross-fade's width in pixels (the model's reach), not on the window's size "
              "(docs/benchmarks.md, 'Seams versus overlap').")
     band_width: int = setting(
-        5632, "Rasters wider than this many pixels (of the grid the model reads) go through in column bands "
+        3584, "Rasters wider than this many pixels (of the grid the model reads) go through in column bands "
               "whose strips, the vectoriser's context columns included, are at most this wide, so memory "
               "does not grow with the width either. A band's context columns and the windows straddling "
               "its border are handed to the next band through temporary files, so every window runs once, "
-              "as with one band. A 20,000 px raster at 0.132 m (13,200 px at the default model's 0.2 m) goes "
-              "through in three bands and peaks at about 850 MB, as any raster wider than one band does; "
-              "3,584 px bands peak at about 755 MB (like a 5,000 px raster's one band) and take 8% longer "
-              "(more context columns vectorised and block columns decoded twice; docs/benchmarks.md).")
+              "as with one band. At 3,584 px a 20,000 px raster at 0.132 m (13,200 px at the default model's "
+              "0.2 m) peaks within 5% of a 5,000 px raster (one band of 3,300 px): about 770 MB; 5,632 px "
+              "bands take about 5% less time and 90-100 MB more memory (docs/benchmarks.md).")
 
 
 @dataclass(frozen=True, kw_only=True)
