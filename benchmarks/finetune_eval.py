@@ -6,8 +6,8 @@
 For each place (a folder of ../shared/data with PLACE.tif and PLACE_buildings.geojson) the raster is
 cut at the median x of the building centroids: the west part and the buildings touching it are the
 training data, the east part and its buildings (clipped to it) the test. A place of chips with one
-polygon file (PLACE/images/, Cox's Bazar) is split chip by chip at that median (`split_chips`). Then, on the east part:
-zero-shot (the --init model as it is, with and without --adapt), `geounet train --init MODEL` on the
+polygon file (PLACE/images/, Cox's Bazar) is split chip by chip at that median (`split_chips`). Then,
+on the east part: zero-shot (the --init model as it is, with and without --adapt), `geounet train --init MODEL` on the
 west part for each budget in --minutes, and the same recipe from random weights (`--scratch-minutes`,
 same width and working pixel size as the --init model), each scored with `geounet evaluate` (object F1
 at IoU 0.5, pixel IoU). Every training uses --epochs 100000 so the time budget decides, and
@@ -24,11 +24,7 @@ was trained on every shared place, so for a shared place pass a leave-one-place-
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,13 +34,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from geounet.io.raster import has_validity_mask
-
-
-def sh(args: list[str]) -> str:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"failed: {shlex.join(map(str, args))}\n{proc.stderr[-2000:]}")
-    return proc.stdout
+from lopo_eval import chip_frames, clip_to, score, sh  # this folder: the same scoring as leave-one-place-out
 
 
 def crop(src, window: Window, path: Path) -> box:
@@ -97,44 +87,29 @@ def split_place(shared: Path, place: str, out: Path) -> tuple[list, list[tuple[P
 def split_chips(images: Path, labels: Path, place: str, out: Path) -> tuple[list, list[tuple[Path, Path]]]:
     """The chip version of :func:`split_place` (see there)."""
     gdf = gpd.read_file(labels)
-    frames = {}
-    for tif in sorted(images.glob("*.tif")):
-        with rasterio.open(tif) as src:
-            frames[tif] = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(gdf.crs).iloc[0]
+    frames = chip_frames(images, gdf.crs)
     utm = gdf.estimate_utm_crs()  # centroids and the median in metres, not degrees
     median_x = float(np.median(gdf.geometry.to_crs(utm).centroid.x))
+    is_west = frames.to_crs(utm).centroid.x < median_x
     west_dir = out / f"{place}_west_images"
     west_dir.mkdir(parents=True, exist_ok=True)
     for old in west_dir.iterdir():
         old.unlink()
-    west_frames, test = [], []
-    for tif, frame in frames.items():
-        if gpd.GeoSeries([frame], crs=gdf.crs).to_crs(utm).centroid.x.iloc[0] < median_x:
-            (west_dir / tif.name).symlink_to(tif.resolve())
-            west_frames.append(frame)
-        else:
-            truth = out / f"{place}_east_truth" / f"{tif.stem}.gpkg"
-            truth.parent.mkdir(parents=True, exist_ok=True)
-            gdf[gdf.intersects(frame)].clip(frame)[["geometry"]].to_file(truth, driver="GPKG")
-            test.append((tif, truth))
-    west = gdf[gdf.intersects(gpd.GeoSeries(west_frames, crs=gdf.crs).union_all())]
+    for tif in frames.index[is_west]:
+        (west_dir / tif.name).symlink_to(tif.resolve())
+    west = gdf[gdf.intersects(frames[is_west].union_all())]
     west[["geometry"]].to_file(out / f"{place}_west.gpkg")
-    n_east = sum(len(gpd.read_file(t)) for _, t in test)
-    print(f"<!-- {place}: {len(west_frames)} west chips ({len(west)} buildings), {len(test)} east chips "
+    test, n_east = [], 0
+    for tif, frame in frames[~is_west].items():
+        east = clip_to(gdf, frame)
+        truth = out / f"{place}_east_truth" / f"{tif.stem}.gpkg"
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        east[["geometry"]].to_file(truth, driver="GPKG")
+        test.append((tif, truth))
+        n_east += len(east)
+    print(f"<!-- {place}: {is_west.sum()} west chips ({len(west)} buildings), {len(test)} east chips "
           f"({n_east} buildings) -->", flush=True)
     return ["--images", west_dir, "--labels", out / f"{place}_west.gpkg"], test
-
-
-def score(model: str, test: list[tuple[Path, Path]], pred_dir: Path, *extra: str) -> tuple[dict, float]:
-    """Predict every test raster into ``pred_dir``, evaluate them pooled: (scores, predict seconds)."""
-    pred_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    sh(["geounet", "-q", "predict", *[r for r, _ in test], "-o", f"{pred_dir}/", "--model", model,
-        "--overwrite", "--format", "gpkg", *extra])
-    secs = time.time() - t0
-    pairs = [a for r, t in test for a in (pred_dir / f"{r.stem}.gpkg", t)]
-    rasters = [a for r, _ in test for a in ("--raster", r)]
-    return json.loads(sh(["geounet", "evaluate", *pairs, *rasters, "--json"]))["pooled"], secs
 
 
 def train(train_args: list, run: Path, minutes: float, *extra: str) -> None:
@@ -173,12 +148,12 @@ def main() -> None:
         train_args, test = split_place(Path(a.shared), place, out)
         if not a.skip_zero_shot:
             for what, extra in ((f"{a.init}, zero-shot", []), (f"{a.init}, zero-shot --adapt", ["--adapt"])):
-                p, secs = score(a.init, test, out / f"{place}-zero{len(extra)}", *extra)
+                p, secs = score(a.init, test, out / f"{place}-zero{len(extra)}", extra)
                 row(place, what, p, secs)
         for minutes in [float(m) for m in a.minutes.split(",") if m]:
             run = out / f"{place}-ft{minutes:g}"
             train(train_args, run, minutes, "--init", a.init, *scale_args, *shlex.split(a.finetune_args))
-            p, secs = score(str(run / "last.pt"), test, out / f"{place}-ft{minutes:g}")
+            p, secs = score(str(run / "last.pt"), test, out / f"{place}-ft{minutes:g}", [])
             row(place, f"--init {a.init} {a.finetune_args}, {minutes:g} min"
                        f"{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
         if a.scratch_minutes:
@@ -187,7 +162,7 @@ def main() -> None:
             scale = scale_args or (["--pixel-size-range", *map(str, p.pixel_size_range_m)] if p.pixel_size_range_m
                                    else ["--pixel-size", f"{p.pixel_size_m:.6f}"])
             train(train_args, run, a.scratch_minutes, "--width", str(info.model.width), *scale)
-            p, secs = score(str(run / "last.pt"), test, out / f"{place}-scratch")
+            p, secs = score(str(run / "last.pt"), test, out / f"{place}-scratch", [])
             row(place, f"from scratch, {a.scratch_minutes:g} min{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
 
 

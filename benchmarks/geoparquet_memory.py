@@ -2,12 +2,13 @@
 
     python benchmarks/geoparquet_memory.py SPILL.gpkg [--batches 512 2048 4096 8192 16384 65536]
 
-SPILL is a GeoPackage with predict's layer and fields (``buildings``: ``area_m2``, ``score``, polygons),
+SPILL is a GeoPackage with predict's layer and fields (``geounet.io.vector.LAYER`` and ``FIELDS``),
 for example the ``-o x.gpkg`` of a large predict. Without one (``--make N``) it writes N random
 14-vertex polygons of about 28 m² to /tmp/geoparquet-spill-N.gpkg first. Each batch size is converted
 in a fresh child process, after pyarrow and pyogrio are imported, and the line printed is that
-process's resident memory before the conversion, its peak (``VmHWM``) and the rise: what
-predict's commit adds to the run's memory when the output is ``.parquet``.
+process's resident memory before the conversion, its peak (``VmHWM``, not ``ru_maxrss``, which Linux
+carries over ``execve`` from a parent) and the rise: what predict's commit adds to the run's memory when
+the output is ``.parquet``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-FIELDS = ["area_m2", "score"]
+from rss_trace import status_mb  # this folder
 
-
-def status_mb(key: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in MB. Not ``ru_maxrss``: Linux carries that over
-    ``execve`` from the parent, so a child of a large parent would report the parent's peak."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":")) / 1024
+from geounet.io.vector import FIELDS, LAYER  # predict's spill: what write_geoparquet is given
 
 
 def make_spill(n: int) -> Path:
@@ -40,8 +36,9 @@ def make_spill(n: int) -> Path:
         angles = np.sort(rng.uniform(0, 2 * np.pi, (n, 14)), axis=1)
         rings = centres[:, None, :] + 3 * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
         polygons = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
-        gpd.GeoDataFrame({"area_m2": shapely.area(polygons), "score": rng.random(n)}, geometry=polygons,
-                         crs=32645).to_file(path, layer="buildings", engine="pyogrio")
+        values = {"area_m2": shapely.area(polygons), "score": rng.random(n)}
+        gpd.GeoDataFrame({f: values[f] for f in FIELDS}, geometry=polygons, crs=32645).to_file(
+            path, layer=LAYER, engine="pyogrio")
     return path
 
 
@@ -55,7 +52,7 @@ def convert(spill: Path, batch_rows: int) -> None:
 
     before = status_mb("VmRSS")
     t0 = time.perf_counter()
-    rows = write_geoparquet(spill, "buildings", Path(f"/tmp/geoparquet-memory-{batch_rows}.parquet"),
+    rows = write_geoparquet(spill, LAYER, Path(f"/tmp/geoparquet-memory-{batch_rows}.parquet"),
                             fields=FIELDS, crs=CRS(32645), creator="benchmark", batch_rows=batch_rows)
     peak = status_mb("VmHWM")
     print(f"| {batch_rows} | {rows} | {before:.0f} | {peak:.0f} | **+{peak - before:.0f}** | "

@@ -39,17 +39,28 @@ def sh(args: list) -> str:
     return proc.stdout
 
 
+def chip_frames(images: Path, crs) -> gpd.GeoSeries:
+    """The bounds of every chip (``images/*.tif``, sorted) in ``crs``, indexed by the chip's path."""
+    frames = {}
+    for tif in sorted(images.glob("*.tif")):
+        with rasterio.open(tif) as src:
+            frames[tif] = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(crs).iloc[0]
+    return gpd.GeoSeries(frames, crs=crs)
+
+
+def clip_to(truth: gpd.GeoDataFrame, frame) -> gpd.GeoDataFrame:
+    """The footprints of ``truth`` inside ``frame``, clipped to it: what a chip is scored against."""
+    return truth[truth.intersects(frame)].clip(frame)
+
+
 def chip_truths(shared: Path, out: Path) -> list[tuple[Path, Path]]:
     """(chip, its clipped truth file) for every Cox's Bazar chip."""
     truth = gpd.read_file(shared / "coxsbazar" / "coxsbazar_buildings.geojson")
     pairs = []
-    for tif in sorted((shared / "coxsbazar" / "images").glob("*.tif")):
-        with rasterio.open(tif) as src:
-            frame = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(truth.crs).iloc[0]
-        clipped = truth[truth.intersects(frame)].clip(frame)
+    for tif, frame in chip_frames(shared / "coxsbazar" / "images", truth.crs).items():
         path = out / "truth" / f"{tif.stem}.gpkg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        clipped.to_file(path, driver="GPKG")
+        clip_to(truth, frame).to_file(path, driver="GPKG")
         pairs.append((tif, path))
     return pairs
 

@@ -17,16 +17,23 @@ import sys
 import time
 
 
-def vm_rss_mb(pid: int | str = "self") -> float | None:
-    """Resident memory of process ``pid`` in MB (VmRSS of ``/proc/PID/status``); None once it has ended."""
+def status_mb(key: str, pid: int | str = "self") -> float | None:
+    """Field ``key`` of ``/proc/PID/status`` in MB (``VmRSS``: resident now; ``VmHWM``: the peak of this
+    process image, which unlike ``ru_maxrss`` does not carry a parent's peak over ``execve``); None once
+    the process has ended."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:  # ended between the caller's check and the read
         pass
     return None
+
+
+def vm_rss_mb(pid: int | str = "self") -> float | None:
+    """Resident memory of process ``pid`` in MB (VmRSS of ``/proc/PID/status``); None once it has ended."""
+    return status_mb("VmRSS", pid)
 
 
 def main(argv: list[str]) -> int:
