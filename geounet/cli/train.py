@@ -32,6 +32,9 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--weight-map", is_flag=True,
               help="Weight the building loss with the U-Net paper's map (w0=10, sigma 0.7 m) that stresses "
                    "the background between nearby buildings.")
+@click.option("--mixstyle", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="P",
+              help="With probability P per batch, mix the windows' feature statistics (MixStyle) after the first "
+                   "encoder blocks, so the model learns buildings and not one camera's colours.")
 @click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Resample all inputs to this ground pixel size in metres (default: native).")
 @click.option("--pixel-size-range", type=click.Tuple([click.FloatRange(min=0, min_open=True)] * 2), default=None,

@@ -72,6 +72,9 @@ class TrainConfig:
     """Also learn building borders and contact zones, so predict can split touching buildings."""
     weight_map: bool = False
     """Weight the building loss with the U-Net paper's map that stresses the background between buildings."""
+    mixstyle: float = 0.0
+    """Probability per batch of mixing the windows' feature statistics after the first encoder blocks
+    (:mod:`.mixstyle`: styles of other cameras made from the places in the data); 0: off."""
     pixel_size: float | None = None
     """Read every input at this ground pixel size in metres (resampled on the fly); None: native."""
     pixel_size_range: tuple[float, float] | None = None
@@ -165,6 +168,8 @@ class TrainConfig:
             raise ConfigError("--val-raster/--val-labels go with --raster/--labels training data")
         if self.freeze_encoder and not self.init:
             raise ConfigError("--freeze-encoder needs --init: a random encoder is not worth keeping")
+        if not 0 <= self.mixstyle <= 1:
+            raise ConfigError(f"--mixstyle is a probability between 0 and 1, got {self.mixstyle}")
         if self.pixel_size and self.pixel_size_range:
             raise ConfigError("give --pixel-size or --pixel-size-range, not both")
         if self.pixel_size_range is not None:

@@ -32,6 +32,7 @@ from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, re
 from .dataset import WindowDataset, batches, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
 from .losses import confusion, segmentation_loss
+from .mixstyle import MixStyleHooks
 from .rundir import RunState, check_run_folder, prepare_run_folder, restore, resume_config, train_state, write_history
 from .samples import SampleSet, load_samples, place_weights
 from .targets import OUTPUTS_PLAIN, OUTPUTS_SEPARATION
@@ -172,6 +173,8 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     stretch_sources(samples.sources, prep)  # fine-tuning on another data type (also when resumed)
     if cfg.freeze_encoder:
         freeze_encoder(model)
+    if cfg.mixstyle > 0:
+        MixStyleHooks(model, cfg.mixstyle)  # training mode only: validation and the checkpoints are untouched
     if d.main:
         prepare_run_folder(cfg)
         logger.info(
