@@ -428,3 +428,22 @@ def test_weight_map_training_runs_and_rides_with_the_targets(scene, tmp_path):
     assert target.shape == (2, 64, 64)
     w = target[1][target[0] != 255]
     assert w.min() >= 10 and w.max() <= 110  # uint8 w * 10, w in [1, 11]
+
+
+def test_no_photometric_keeps_pixel_values_and_photometric_changes_them():
+    from scipy.ndimage import binary_erosion
+
+    from geounet.train.dataset import augmentation
+
+    image = np.full((80, 80, 3), 0.4, dtype=np.float32)
+    mask = np.ones((80, 80, 1), dtype=np.uint8)
+    geometric_only = augmentation(64, 3, train=True, photometric=False)
+    colour = augmentation(64, 3, train=True)
+    changed = 0
+    for _ in range(20):
+        out = geometric_only(image=image, mask=mask)
+        # pixels of the image away from the affine's fill (interpolated with it at the edge)
+        kept = binary_erosion(out["mask"][..., 0] != IGNORE, iterations=2)
+        assert kept.any() and np.allclose(out["image"][kept], 0.4)
+        changed += not np.allclose(colour(image=image, mask=mask)["image"], 0.4, atol=1e-3)
+    assert changed >= 10  # brightness/contrast alone acts 8 times in 10

@@ -32,6 +32,8 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--weight-map", is_flag=True,
               help="Weight the building loss with the U-Net paper's map (w0=10, sigma 0.7 m) that stresses "
                    "the background between nearby buildings.")
+@click.option("--photometric/--no-photometric", default=True, show_default=True,
+              help="Augment colour, light and optics (other cameras); --no-photometric: crops, flips, rotations and scale only.")
 @click.option("--mixstyle", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="P",
               help="With probability P per batch, mix the windows' feature statistics (MixStyle) after the first "
                    "encoder blocks, so the model learns buildings and not one camera's colours.")

@@ -72,6 +72,9 @@ class TrainConfig:
     """Also learn building borders and contact zones, so predict can split touching buildings."""
     weight_map: bool = False
     """Weight the building loss with the U-Net paper's map that stresses the background between buildings."""
+    photometric: bool = True
+    """Augment colour, light and optics (brightness, contrast, gamma, tone curves, white balance, grey,
+    blur, coarser sensors, JPEG, noise: :func:`geounet.train.dataset.augmentation`); off: geometric only."""
     mixstyle: float = 0.0
     """Probability per batch of mixing the windows' feature statistics after the first encoder blocks
     (:mod:`.mixstyle`: styles of other cameras made from the places in the data); 0: off."""

@@ -123,9 +123,10 @@ def compute_stats(
     return scale, mean.tolist(), std.tolist()
 
 
-def augmentation(tile_size: int, channels: int, train: bool):
-    """The albumentations pipeline: crops, flips, 90-degree rotations and photometric changes for
-    training (so the model transfers to other cameras and light); padding only for validation."""
+def augmentation(tile_size: int, channels: int, train: bool, photometric: bool = True):
+    """The albumentations pipeline: crops, flips, 90-degree rotations and (``photometric``) changes of
+    colour, light and optics for training (so the model transfers to other cameras and light); padding
+    only for validation."""
     import cv2
 
     pad = A.PadIfNeeded(tile_size, tile_size, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE)
@@ -135,13 +136,13 @@ def augmentation(tile_size: int, channels: int, train: bool):
     # exposure, contrast and gamma; white balance (colour temperature, per-channel gains, hue);
     # tone curves (another sensor's histogram); now and then grey; then one optical or
     # compression artefact (blur, motion, a coarser sensor resampled, sharpening, JPEG) and noise.
-    photometric = [
+    colour = [
         A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.35, p=0.8),
         A.RandomGamma(gamma_limit=(65, 155), p=0.4),
         A.RandomToneCurve(scale=0.15, p=0.2),
     ]
     if channels == 3:
-        photometric.append(
+        colour.append(
             A.OneOf(
                 [
                     A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=40, val_shift_limit=0, p=1.0),
@@ -151,8 +152,8 @@ def augmentation(tile_size: int, channels: int, train: bool):
                 p=0.7,
             )
         )
-        photometric.append(A.ToGray(p=0.05))
-    photometric.append(
+        colour.append(A.ToGray(p=0.05))
+    colour.append(
         A.OneOf(
             [
                 A.GaussianBlur(blur_limit=(3, 7), p=1.0),
@@ -164,14 +165,14 @@ def augmentation(tile_size: int, channels: int, train: bool):
             p=0.4,
         )
     )
-    photometric.append(A.GaussNoise(std_range=(0.01, 0.05), p=0.2))
+    colour.append(A.GaussNoise(std_range=(0.01, 0.05), p=0.2))
     # Scale jitter (+-25%) and small rotations: other cameras and flight heights; no-data fill is ignored.
     geometric = A.Affine(
         scale=(0.8, 1.25), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE, p=0.5
     )
     return A.Compose(
         [pad, geometric, A.RandomCrop(tile_size, tile_size), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
-         *photometric]
+         *(colour if photometric else [])]
     )
 
 
@@ -193,6 +194,7 @@ class WindowDataset(torch.utils.data.Dataset):
         outputs: tuple[str, ...] = ("building",),
         weights: bool = False,
         seed: int = 0,
+        photometric: bool = True,
     ):
         self.sources = sources
         self.samples = samples
@@ -201,7 +203,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.outputs = tuple(outputs)
         self.weights = weights
         self.tile_size = prep.tile_size
-        self.transform = augmentation(prep.tile_size, len(prep.bands), train)
+        self.transform = augmentation(prep.tile_size, len(prep.bands), train, photometric)
         self._mean = np.asarray(prep.mean, dtype=np.float32)
         self._std = np.asarray(prep.std, dtype=np.float32)
         self._handles: dict[str, rasterio.io.DatasetReader] = {}

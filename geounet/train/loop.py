@@ -197,7 +197,8 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     net = wrap(model, device, d)
 
     train_ds = WindowDataset(samples.sources, samples.train, prep, train=True, outputs=mcfg.outputs,
-                             weights=cfg.weight_map, seed=cfg.seed + state.epoch + d.rank)
+                             weights=cfg.weight_map, seed=cfg.seed + state.epoch + d.rank,
+                             photometric=cfg.photometric)
     val_ds = WindowDataset(samples.sources, samples.val[d.rank :: d.world], prep, train=False,
                            outputs=mcfg.outputs, weights=cfg.weight_map)
     train_dl = make_loader(train_ds, cfg, d, True, device, cfg.seed + state.epoch, weights=place_weights(samples))
