@@ -2,7 +2,6 @@
 per-channel statistics move towards another window's; it acts in training mode only, so validation,
 checkpoints and predict are untouched."""
 
-import pytest
 import torch
 from click.testing import CliRunner
 

@@ -132,10 +132,21 @@ def augmentation(tile_size: int, channels: int, train: bool, photometric: bool =
     pad = A.PadIfNeeded(tile_size, tile_size, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE)
     if not train:
         return A.Compose([pad])
-    # Strong enough for other sensors and light (the model is judged on cameras it never saw):
-    # exposure, contrast and gamma; white balance (colour temperature, per-channel gains, hue);
-    # tone curves (another sensor's histogram); now and then grey; then one optical or
-    # compression artefact (blur, motion, a coarser sensor resampled, sharpening, JPEG) and noise.
+    # Scale jitter (+-25%) and small rotations: other cameras and flight heights; no-data fill is ignored.
+    geometric = A.Affine(
+        scale=(0.8, 1.25), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE, p=0.5
+    )
+    return A.Compose(
+        [pad, geometric, A.RandomCrop(tile_size, tile_size), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
+         *(colour_augmentation(channels) if photometric else [])]
+    )
+
+
+def colour_augmentation(channels: int) -> list:
+    """The photometric part of :func:`augmentation`, strong enough for other sensors and light (the model
+    is judged on cameras it never saw): exposure, contrast and gamma; white balance (colour temperature,
+    per-channel gains, hue); tone curves (another sensor's histogram); now and then grey; then one optical
+    or compression artefact (blur, motion, a coarser sensor resampled, sharpening, JPEG) and noise."""
     colour = [
         A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.35, p=0.8),
         A.RandomGamma(gamma_limit=(65, 155), p=0.4),
@@ -166,14 +177,7 @@ def augmentation(tile_size: int, channels: int, train: bool, photometric: bool =
         )
     )
     colour.append(A.GaussNoise(std_range=(0.01, 0.05), p=0.2))
-    # Scale jitter (+-25%) and small rotations: other cameras and flight heights; no-data fill is ignored.
-    geometric = A.Affine(
-        scale=(0.8, 1.25), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE, p=0.5
-    )
-    return A.Compose(
-        [pad, geometric, A.RandomCrop(tile_size, tile_size), A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90(),
-         *(colour if photometric else [])]
-    )
+    return colour
 
 
 class WindowDataset(torch.utils.data.Dataset):
