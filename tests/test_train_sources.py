@@ -11,6 +11,8 @@ from shapely.geometry import box
 import geounet
 from geounet.cli import cli
 from geounet.config import Preprocessing
+from geounet.errors import ConfigError
+from geounet.train.config import TrainConfig
 from geounet.train.dataset import WindowDataset
 from geounet.train.samples import build_samples, place_weights
 from geounet.train.sources import chip_sources, raster_sources
@@ -103,6 +105,20 @@ def test_place_weights_give_each_place_sqrt_share(tmp_path):
     n = np.asarray([sum(x.source == i for x in s.train) for i in range(2)])
     share = np.asarray([w[[x.source == i for x in s.train]].sum() for i in range(2)])
     assert share[0] / share[1] == pytest.approx(np.sqrt(n[0] / n[1]))
+    assert n[0] > 2 * n[1]  # so that "equal" below differs from "sqrt"
+    w = np.asarray(place_weights(s, "equal"))
+    share = np.asarray([w[[x.source == i for x in s.train]].sum() for i in range(2)])
+    assert share[0] == pytest.approx(share[1])
+
+
+def test_place_balance_is_checked_in_one_line(tmp_path):
+    tif, labels = make_scene(tmp_path, "s", size=128)
+    res = CliRunner().invoke(cli, ["train", "--raster", str(tif), "--labels", str(labels), "--out",
+                                   str(tmp_path / "run"), "--place-balance", "even"])
+    assert res.exit_code == 2 and "--place-balance" in res.output and "Traceback" not in res.output
+    with pytest.raises(ConfigError, match="--place-balance"):
+        TrainConfig(out_dir=str(tmp_path / "run"), rasters=[str(tif)], labels=[str(labels)],
+                    place_balance="even").validate()
 
 
 def test_pixel_size_range_reads_windows_at_varying_scales(tmp_path):

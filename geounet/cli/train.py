@@ -37,6 +37,9 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--mixstyle", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="P",
               help="With probability P per batch, mix the windows' feature statistics (MixStyle) after the first "
                    "encoder blocks, so the model learns buildings and not one camera's colours.")
+@click.option("--place-balance", type=click.Choice(["sqrt", "equal"]), default="sqrt", show_default=True,
+              help="Share of each place (raster, or folder of chips) in an epoch: with the square root of its "
+                   "windows, or equal.")
 @click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Resample all inputs to this ground pixel size in metres (default: native).")
 @click.option("--pixel-size-range", type=click.Tuple([click.FloatRange(min=0, min_open=True)] * 2), default=None,

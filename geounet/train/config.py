@@ -17,6 +17,7 @@ DEFAULT_DEPTH = 4
 DEFAULT_LR = 2e-3
 FINETUNE_LR = 5e-4  # a quarter of the from-scratch peak: moves a trained model without undoing it
 LOSSES = ("bce", "dice", "bce+dice")
+PLACE_BALANCES = ("sqrt", "equal")
 
 
 @dataclass
@@ -78,6 +79,11 @@ class TrainConfig:
     mixstyle: float = 0.0
     """Probability per batch of mixing the windows' feature statistics after the first encoder blocks
     (:mod:`.mixstyle`: styles of other cameras made from the places in the data); 0: off."""
+    place_balance: str = "sqrt"
+    """How an epoch's draws are shared between places (each raster, or a folder of chips):
+    ``sqrt``, in proportion to the square root of each place's windows (a large raster does not drown a
+    small one, a small one is not learnt by heart); ``equal``, the same share each
+    (:func:`geounet.train.samples.place_weights`)."""
     pixel_size: float | None = None
     """Read every input at this ground pixel size in metres (resampled on the fly); None: native."""
     pixel_size_range: tuple[float, float] | None = None
@@ -173,6 +179,8 @@ class TrainConfig:
             raise ConfigError("--freeze-encoder needs --init: a random encoder is not worth keeping")
         if not 0 <= self.mixstyle <= 1:
             raise ConfigError(f"--mixstyle is a probability between 0 and 1, got {self.mixstyle}")
+        if self.place_balance not in PLACE_BALANCES:
+            raise ConfigError(f"--place-balance is one of {', '.join(PLACE_BALANCES)}, got {self.place_balance!r}")
         if self.pixel_size and self.pixel_size_range:
             raise ConfigError("give --pixel-size or --pixel-size-range, not both")
         if self.pixel_size_range is not None:

@@ -153,18 +153,21 @@ def _split_by_place(
     return train, val
 
 
-def place_weights(samples: SampleSet) -> list[float] | None:
-    """Sampling weights that balance places: ``1 / sqrt(windows of the sample's place)``.
+def place_weights(samples: SampleSet, balance: str = "sqrt") -> list[float] | None:
+    """Sampling weights that balance places: ``1 / windows ** e`` of the sample's place, ``e`` = 1/2
+    for ``balance="sqrt"``, 1 for ``"equal"``.
 
-    Each place then fills a share of the epoch that grows with the square root of its
-    windows, so a large raster (Joplin's 224 windows) does not drown a small one (Nacala's 4),
-    and a small one is not repeated so often that the model learns it by heart. None when
-    all training windows come from one place (plain shuffling).
+    A place of ``n`` windows then fills a share of the epoch proportional to ``n ** (1 - e)``: with
+    ``sqrt``, a share growing with the square root of its windows, so a large raster (Joplin's 224
+    windows) does not drown a small one (Nacala's 4), and a small one is not repeated so often that the
+    model learns it by heart; with ``equal``, the same share each. None when all training windows come
+    from one place (plain shuffling).
     """
+    exponent = {"sqrt": 0.5, "equal": 1.0}[balance]
     counts: dict[str, int] = {}
     for s in samples.train:
         place = samples.sources[s.source].place
         counts[place] = counts.get(place, 0) + 1
     if len(counts) < 2:
         return None
-    return [1.0 / math.sqrt(counts[samples.sources[s.source].place]) for s in samples.train]
+    return [counts[samples.sources[s.source].place] ** -exponent for s in samples.train]
