@@ -17,7 +17,7 @@ DEFAULT_DEPTH = 4
 DEFAULT_LR = 2e-3
 FINETUNE_LR = 5e-4  # a quarter of the from-scratch peak: moves a trained model without undoing it
 LOSSES = ("bce", "dice", "bce+dice")
-PLACE_BALANCES = ("sqrt", "equal")
+PLACE_BALANCES = {"sqrt": 0.5, "equal": 1.0}  # --place-balance: the exponent e of a place's windows in 1 / n ** e
 
 
 @dataclass

@@ -201,7 +201,8 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
                              photometric=cfg.photometric)
     val_ds = WindowDataset(samples.sources, samples.val[d.rank :: d.world], prep, train=False,
                            outputs=mcfg.outputs, weights=cfg.weight_map)
-    train_dl = make_loader(train_ds, cfg, d, True, device, cfg.seed + state.epoch, weights=place_weights(samples, cfg.place_balance))
+    train_dl = make_loader(train_ds, cfg, d, True, device, cfg.seed + state.epoch,
+                           weights=place_weights(samples, cfg.place_balance))
     val_dl = make_loader(val_ds, cfg, d, False, device, cfg.seed) if len(val_ds) else None
     loss_fn = segmentation_loss(cfg.loss, weighted=cfg.weight_map)
     return Run(cfg, d, device, Path(cfg.out_dir), model, net, mcfg, prep, optimizer, scaler, loss_fn,

@@ -14,7 +14,6 @@ Nothing ever reads a whole raster: windows are read one at a time by DataLoader 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import rasterio
@@ -23,7 +22,7 @@ from rasterio.windows import Window
 from ..errors import InputError
 from ..io.raster import coarse_valid_mask
 from ..grid import block_grid, spatial_split, training_windows
-from .config import TrainConfig, reference_pixel_size
+from .config import PLACE_BALANCES, TrainConfig, reference_pixel_size
 from .sources import Source, check_consistent, chip_sources, raster_sources, set_pixel_size
 
 MIN_BLOCKS = 5
@@ -163,7 +162,7 @@ def place_weights(samples: SampleSet, balance: str = "sqrt") -> list[float] | No
     model learns it by heart; with ``equal``, the same share each. None when all training windows come
     from one place (plain shuffling).
     """
-    exponent = {"sqrt": 0.5, "equal": 1.0}[balance]
+    exponent = PLACE_BALANCES[balance]
     counts: dict[str, int] = {}
     for s in samples.train:
         place = samples.sources[s.source].place
