@@ -135,7 +135,13 @@ def main() -> None:
                     help="train (fine-tune and scratch) at this pixel size instead of the --init model's")
     ap.add_argument("--finetune-args", default="", help="more `geounet train` options for the fine-tunes, "
                                                         "e.g. --finetune-args=--freeze-encoder")
+    ap.add_argument("--predict-args", default="", help="more `geounet predict` options for every model scored, "
+                                                       "e.g. --predict-args='--nodata 0'")
+    ap.add_argument("--score", action="append", default=[], metavar="CKPT",
+                    help="also score this checkpoint (e.g. an earlier run's fine-tuned last.pt) on the test part")
     a = ap.parse_args()
+    pargs = shlex.split(a.predict_args)
+    note = f" {a.predict_args}" if a.predict_args else ""
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     import geounet
@@ -148,22 +154,26 @@ def main() -> None:
         train_args, test = split_place(Path(a.shared), place, out)
         if not a.skip_zero_shot:
             for what, extra in ((f"{a.init}, zero-shot", []), (f"{a.init}, zero-shot --adapt", ["--adapt"])):
-                p, secs = score(a.init, test, out / f"{place}-zero{len(extra)}", extra)
-                row(place, what, p, secs)
+                p, secs = score(a.init, test, out / f"{place}-zero{len(extra)}", extra + pargs)
+                row(place, what + note, p, secs)
+        for i, ckpt in enumerate(a.score):
+            p, secs = score(ckpt, test, out / f"{place}-scored{i}", pargs)
+            row(place, f"{ckpt}{note}", p, secs)
         for minutes in [float(m) for m in a.minutes.split(",") if m]:
             run = out / f"{place}-ft{minutes:g}"
             train(train_args, run, minutes, "--init", a.init, *scale_args, *shlex.split(a.finetune_args))
-            p, secs = score(str(run / "last.pt"), test, out / f"{place}-ft{minutes:g}", [])
+            p, secs = score(str(run / "last.pt"), test, out / f"{place}-ft{minutes:g}", pargs)
             row(place, f"--init {a.init} {a.finetune_args}, {minutes:g} min"
-                       f"{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
+                       f"{' at %g m' % a.pixel_size if a.pixel_size else ''}{note}", p, secs)
         if a.scratch_minutes:
             run = out / f"{place}-scratch"
             p = info.preprocessing
             scale = scale_args or (["--pixel-size-range", *map(str, p.pixel_size_range_m)] if p.pixel_size_range_m
                                    else ["--pixel-size", f"{p.pixel_size_m:.6f}"])
             train(train_args, run, a.scratch_minutes, "--width", str(info.model.width), *scale)
-            p, secs = score(str(run / "last.pt"), test, out / f"{place}-scratch", [])
-            row(place, f"from scratch, {a.scratch_minutes:g} min{' at %g m' % a.pixel_size if a.pixel_size else ''}", p, secs)
+            p, secs = score(str(run / "last.pt"), test, out / f"{place}-scratch", pargs)
+            row(place, f"from scratch, {a.scratch_minutes:g} min{' at %g m' % a.pixel_size if a.pixel_size else ''}{note}",
+                p, secs)
 
 
 if __name__ == "__main__":

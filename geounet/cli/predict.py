@@ -47,6 +47,7 @@ def _opt(*decls, **kw):
 @_opt("--format", "fmt", type=click.Choice(["geojson", "gpkg", "fgb", "parquet", "osm"]))
 @_opt("--pixel-size", show_default=True, metavar="auto|native|METRES")
 @_opt("--input-range", show_default=True, metavar="auto|LOW,HIGH|none")
+@_opt("--nodata", type=float, metavar="VALUE")
 @_opt("--bands", metavar="B1,B2,B3")
 @amp_opt
 @_opt("--tta", is_flag=True)

@@ -37,6 +37,7 @@ from ..errors import CheckpointError
 from ..grid import ColumnBand, column_bands_with_context, stitched_columns, window_origin
 from ..io.files import replace_together
 from ..io.mosaic import Mosaic, open_input
+from ..io.nodata import with_nodata_value
 from ..io.probs import ProbsWriter, quantize
 from ..io.raster import block_cache_mb, has_validity_mask, pixel_size_m, raise_user_error, resampled
 from ..io.stretch import InputStretch, input_stretch
@@ -198,6 +199,7 @@ def predict_raster(
     output = Path(output)
     probs = Path(probs) if probs is not None else None
     with open_input(input_path) as raster:
+        raster = with_nodata_value(raster, options.nodata)
         check_raster(raster, info, str(input_path), options.input_range)
         warn_colour_order(raster, info.preprocessing.bands, str(input_path))  # here, not in the batch's early check
         target_px = _pixel_size_for(raster, info, options, input_path)

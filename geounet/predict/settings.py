@@ -150,6 +150,10 @@ class ReadSettings:
                 "default model): auto stretches each band between its 0.1th and 99.9th percentiles of valid pixels, "
                 "sampled over the raster; LOW,HIGH maps those raw values to the model's range for every band "
                 "and raster (the same for every tile of a mosaic); none refuses such a raster.")
+    nodata: float | None = setting(
+        None, "Also treat pixels equal to this value in every band as no-data, for rasters whose no-data is not "
+              "declared (e.g. 0 for a black collar around an orthophoto): no building is drawn there. The "
+              "raster's own mask, alpha band or nodata value still count; every block of the raster is read.")
     gdal_cache_mb: int = setting(
         32, "GDAL block cache in MB while predicting, at least: raised for each resampled raster (--pixel-size) "
             "to what its reads need to decode each source block once (three block-rows of the source under a "
