@@ -37,6 +37,9 @@ from .options import amp_opt, batch_size_opt, device_opt, overwrite_opt, seed_op
 @click.option("--mixstyle", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="P",
               help="With probability P per batch, mix the windows' feature statistics (MixStyle) after the first "
                    "encoder blocks, so the model learns buildings and not one camera's colours.")
+@click.option("--ema", type=float, default=0.0, show_default=True, metavar="DECAY",
+              help="Also keep an exponential moving average of the weights (e.g. 0.999: about the last 1,000 "
+                   "steps); best.pt then holds the average, best_raw.pt the trained weights.")
 @click.option("--place-balance", type=click.Choice(["sqrt", "equal"]), default="sqrt", show_default=True,
               help="Share of each place (raster, or folder of chips) in an epoch: with the square root of its "
                    "windows, or equal.")

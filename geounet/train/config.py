@@ -84,6 +84,10 @@ class TrainConfig:
     ``sqrt``, in proportion to the square root of each place's windows (a large raster does not drown a
     small one, a small one is not learnt by heart); ``equal``, the same share each
     (:func:`geounet.train.samples.place_weights`)."""
+    ema: float = 0.0
+    """Decay per step of an exponential moving average of the weights (:mod:`.ema`; 0.999 averages about
+    the last 1,000 steps); the average is validated and saved as best.pt, the trained weights as
+    best_raw.pt; 0: off."""
     pixel_size: float | None = None
     """Read every input at this ground pixel size in metres (resampled on the fly); None: native."""
     pixel_size_range: tuple[float, float] | None = None
@@ -179,6 +183,8 @@ class TrainConfig:
             raise ConfigError("--freeze-encoder needs --init: a random encoder is not worth keeping")
         if not 0 <= self.mixstyle <= 1:
             raise ConfigError(f"--mixstyle is a probability between 0 and 1, got {self.mixstyle}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema is a decay per step from 0 (off) to below 1, e.g. 0.999, got {self.ema}")
         if self.place_balance not in PLACE_BALANCES:
             raise ConfigError(f"--place-balance is one of {', '.join(PLACE_BALANCES)}, got {self.place_balance!r}")
         if self.pixel_size and self.pixel_size_range:

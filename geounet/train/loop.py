@@ -31,6 +31,7 @@ from .config import TrainConfig, TrainResult, reference_pixel_size
 from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, read_init, stretch_sources
 from .dataset import WindowDataset, batches, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
+from .ema import WeightAverage, weight_average
 from .losses import confusion, segmentation_loss
 from .mixstyle import MixStyleHooks
 from .rundir import RunState, check_run_folder, prepare_run_folder, restore, resume_config, train_state, write_history
@@ -76,6 +77,7 @@ class Run:
     t0: float  # monotonic clock at the run's start, earlier sessions' time included
     val_seconds: float = 0.0  # the last validation's duration: the time budget keeps room for one
     init: dict | None = None  # what an --init run started from: every checkpoint records it
+    ema: WeightAverage | None = None  # --ema: the average of the weights, validated and saved as best.pt
 
     @property
     def total_steps(self) -> int:
@@ -116,9 +118,10 @@ def _train(run: Run) -> TrainResult:
     try:
         while st.epoch < run.cfg.epochs and not run.out_of_time():
             train_loss, stop = train_epoch(run)
-            val_loss, metrics = validate(run)
+            val_loss, metrics = validate(run, run.ema.module if run.ema else None)
+            raw = validate(run)[1] if run.ema else None  # the trained weights too: one run compares both
             st.epoch += 1
-            end_epoch(run, train_loss, val_loss, metrics)
+            end_epoch(run, train_loss, val_loss, metrics, raw)
             if stop:
                 break
     except KeyboardInterrupt:
@@ -195,6 +198,9 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
         if d.main:
             logger.info("resuming at epoch %d (%.1f min done)", state.epoch + 1, state.elapsed_s / 60)
     net = wrap(model, device, d)
+    ema = None
+    if cfg.ema:  # after channels_last and the device: the average is a copy of the model as trained
+        ema = weight_average(model, cfg.ema, ckpt["train_state"].get("ema") if ckpt is not None else None)
 
     train_ds = WindowDataset(samples.sources, samples.train, prep, train=True, outputs=mcfg.outputs,
                              weights=cfg.weight_map, seed=cfg.seed + state.epoch + d.rank,
@@ -206,7 +212,7 @@ def setup(cfg: TrainConfig, d: Dist) -> Run:
     val_dl = make_loader(val_ds, cfg, d, False, device, cfg.seed) if len(val_ds) else None
     loss_fn = segmentation_loss(cfg.loss, weighted=cfg.weight_map)
     return Run(cfg, d, device, Path(cfg.out_dir), model, net, mcfg, prep, optimizer, scaler, loss_fn,
-               train_dl, val_dl, samples, state, t0=time.monotonic() - state.elapsed_s, init=provenance)
+               train_dl, val_dl, samples, state, t0=time.monotonic() - state.elapsed_s, init=provenance, ema=ema)
 
 
 def new_model(cfg: TrainConfig, samples: SampleSet, bands: tuple[int, ...]
@@ -278,6 +284,8 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float
     else:
         loss.backward()
         run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
     run.state.step += 1
     return loss.item(), lr
 
@@ -286,14 +294,14 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float
 
 
 @torch.no_grad()
-def validate(run: Run) -> tuple[float, dict[str, float]]:
-    """Validation loss and pixel scores, summed over all ranks' shards (and how long it took); NaN
-    without validation windows."""
+def validate(run: Run, model: torch.nn.Module | None = None) -> tuple[float, dict[str, float]]:
+    """Validation loss and pixel scores of ``model`` (default: the model as trained), summed over all ranks'
+    shards (and how long it took); NaN without validation windows."""
     if not run.validated:
         return math.nan, {k: math.nan for k in ("iou", "precision", "recall", "f1")}
     started = time.monotonic()
     run.net.eval()
-    model = unwrap(run.net)
+    model = unwrap(run.net) if model is None else model
     counts = torch.zeros(4, dtype=torch.float64)
     loss_sum = torch.zeros(2, dtype=torch.float64)
     for x, y in batches(run.val_dl or ()):
@@ -313,11 +321,15 @@ def validate(run: Run) -> tuple[float, dict[str, float]]:
 # ---------------------------------------------------------------- checkpoint
 
 
-def end_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, float]) -> None:
+def end_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, float],
+              raw: dict[str, float] | None = None) -> None:
     """Record the epoch just done; rank 0 saves best.pt (on a better IoU; without validation, every
-    epoch: the last model), last.pt, metrics.csv and curves.png, and logs a line."""
+    epoch: the last model), last.pt, metrics.csv and curves.png, and logs a line. With ``--ema``,
+    ``metrics`` are the average's and ``raw`` the trained weights' (best_raw.pt on a better IoU)."""
     st, cfg = run.state, run.cfg
     val = {f"val_{k}": v for k, v in metrics.items()}
+    if raw is not None:
+        val["raw_val_iou"] = raw["iou"]
     st.history.append({
         "epoch": st.epoch, "train_loss": train_loss, "val_loss": val_loss, **val,
         "lr": lr_at(st.step / run.total_steps, cfg.lr) if run.budget_s is None else run.optimizer.param_groups[0]["lr"],
@@ -332,8 +344,13 @@ def end_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, f
             if run.validated:
                 st.best_iou, st.best_epoch = metrics["iou"], st.epoch
             save_checkpoint(run.out / "best.pt",
-                            checkpoint_dict(run.model, run.mcfg, run.prep, metrics=ckpt_metrics, epoch=st.epoch,
-                                            init=run.init))
+                            checkpoint_dict(run.ema.module if run.ema else run.model, run.mcfg, run.prep,
+                                            metrics=ckpt_metrics, epoch=st.epoch, init=run.init))
+        if raw is not None and run.validated and raw["iou"] > st.best_raw_iou:
+            st.best_raw_iou = raw["iou"]
+            save_checkpoint(run.out / "best_raw.pt", checkpoint_dict(run.model, run.mcfg, run.prep, epoch=st.epoch,
+                                                                     metrics=dict(ckpt_metrics, val_iou=raw["iou"]),
+                                                                     init=run.init))
         save_last(run, ckpt_metrics)
         write_history(st.history, run.out)
         _log_epoch(run, train_loss, val_loss, metrics)
@@ -356,6 +373,8 @@ def _log_epoch(run: Run, train_loss: float, val_loss: float, metrics: dict[str, 
 def save_last(run: Run, metrics: dict[str, float] | None = None) -> None:
     """last.pt: the model after ``run.state.epoch`` epochs and all it takes to resume from there."""
     extra = train_state(run.cfg, run.optimizer, run.scaler, run.state, run.elapsed())
+    if run.ema is not None:
+        extra["ema"] = {k: v.detach().cpu() for k, v in run.ema.state_dict().items()}
     save_checkpoint(run.out / "last.pt",
                     checkpoint_dict(run.model, run.mcfg, run.prep, metrics=metrics, epoch=run.state.epoch, extra=extra,
                                     init=run.init))

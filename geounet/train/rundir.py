@@ -26,7 +26,7 @@ from .plot import plot_curves
 RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "curves.png")
 CSV_FIELDS = (
     "epoch", "train_loss", "val_loss", "val_iou", "val_precision", "val_recall", "val_f1",
-    "lr", "elapsed_s", "train_windows", "val_windows",
+    "lr", "elapsed_s", "train_windows", "val_windows", "raw_val_iou",
 )
 
 
@@ -39,6 +39,7 @@ class RunState:
     elapsed_s: float = 0.0  # run time when last saved (a resumed run's clock goes on from it)
     best_iou: float = -1.0
     best_epoch: int = 0
+    best_raw_iou: float = -1.0  # --ema: the trained weights' best (best_raw.pt); best_iou is the average's
     history: list[dict[str, Any]] = field(default_factory=list)  # one record an epoch: metrics.csv
 
 
