@@ -95,3 +95,20 @@ def test_a_nodata_that_is_not_a_number_is_refused_in_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["predict", str(tif), "-o", str(tmp_path / "o.geojson"), "--nodata", "black"])
     assert res.exit_code == 2 and "--nodata" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o.geojson").exists()
+
+
+def test_the_auto_stretch_of_a_16_bit_scene_leaves_an_undeclared_fill_out(tmp_path):
+    """A uint16 scene whose left third is undeclared 0 fill: the 0.1th percentile is 0 unless --nodata 0."""
+    from geounet.io.stretch import input_stretch
+
+    from helpers_predict import prep
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(300, 2000, size=(3, 300, 300)).astype(np.uint16)
+    img[:, :, :100] = 0
+    tif = write_raster(tmp_path / "s16.tif", img)
+    with rasterio.open(tif) as src:
+        plain = input_stretch(src, prep(), "auto", "s16.tif")
+        masked = input_stretch(ValueMasked(src, 0), prep(), "auto", "s16.tif")
+    assert plain.low == (0.0, 0.0, 0.0)
+    assert all(300 <= lo < 310 for lo in masked.low) and all(1990 <= hi <= 2000 for hi in masked.high)
