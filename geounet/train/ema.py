@@ -22,17 +22,14 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["WeightAverage", "weight_average"]
+__all__ = ["weight_average"]
 
 
-class WeightAverage(AveragedModel):
-    """:class:`torch.optim.swa_utils.AveragedModel` with an EMA update that averages buffers too;
-    :attr:`module` is the averaged model (same class and config as the trained one)."""
-
-
-def weight_average(model: torch.nn.Module, decay: float, saved: dict[str, Any] | None = None) -> WeightAverage:
-    """The average of ``model``'s weights, or the one ``saved`` in a last.pt (``state_dict()`` of it)."""
-    avg = WeightAverage(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+def weight_average(model: torch.nn.Module, decay: float, saved: dict[str, Any] | None = None) -> AveragedModel:
+    """The average of ``model``'s weights (torch's :class:`~torch.optim.swa_utils.AveragedModel` with the EMA
+    update, buffers averaged too; its ``module`` is the averaged model), or the one ``saved`` in a last.pt
+    (its ``state_dict()``)."""
+    avg = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
     if saved is not None:
         avg.load_state_dict(saved)
     return avg.eval()

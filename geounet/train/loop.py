@@ -31,7 +31,7 @@ from .config import TrainConfig, TrainResult, reference_pixel_size
 from .init import freeze_encoder, hold_frozen_statistics, init_preprocessing, read_init, stretch_sources
 from .dataset import WindowDataset, batches, compute_stats, make_loader
 from .ddp import Dist, all_sum, any_rank, barrier, close_distributed, init_distributed, unwrap, wrap
-from .ema import WeightAverage, weight_average
+from .ema import weight_average
 from .losses import confusion, segmentation_loss
 from .mixstyle import MixStyleHooks
 from .rundir import RunState, check_run_folder, prepare_run_folder, restore, resume_config, train_state, write_history
@@ -77,7 +77,7 @@ class Run:
     t0: float  # monotonic clock at the run's start, earlier sessions' time included
     val_seconds: float = 0.0  # the last validation's duration: the time budget keeps room for one
     init: dict | None = None  # what an --init run started from: every checkpoint records it
-    ema: WeightAverage | None = None  # --ema: the average of the weights, validated and saved as best.pt
+    ema: torch.optim.swa_utils.AveragedModel | None = None  # --ema: the average of the weights, validated and saved as best.pt
 
     @property
     def total_steps(self) -> int:
@@ -118,8 +118,10 @@ def _train(run: Run) -> TrainResult:
     try:
         while st.epoch < run.cfg.epochs and not run.out_of_time():
             train_loss, stop = train_epoch(run)
+            started = time.monotonic()
             val_loss, metrics = validate(run, run.ema.module if run.ema else None)
             raw = validate(run)[1] if run.ema else None  # the trained weights too: one run compares both
+            run.val_seconds = time.monotonic() - started  # the time budget keeps room for the validation
             st.epoch += 1
             end_epoch(run, train_loss, val_loss, metrics, raw)
             if stop:
@@ -296,10 +298,9 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float
 @torch.no_grad()
 def validate(run: Run, model: torch.nn.Module | None = None) -> tuple[float, dict[str, float]]:
     """Validation loss and pixel scores of ``model`` (default: the model as trained), summed over all ranks'
-    shards (and how long it took); NaN without validation windows."""
+    shards; NaN without validation windows."""
     if not run.validated:
         return math.nan, {k: math.nan for k in ("iou", "precision", "recall", "f1")}
-    started = time.monotonic()
     run.net.eval()
     model = unwrap(run.net) if model is None else model
     counts = torch.zeros(4, dtype=torch.float64)
@@ -314,7 +315,6 @@ def validate(run: Run, model: torch.nn.Module | None = None) -> tuple[float, dic
         counts += confusion(logits, y).cpu()
     counts = all_sum(counts, run.d)
     loss_sum = all_sum(loss_sum, run.d)
-    run.val_seconds = time.monotonic() - started
     return float(loss_sum[0] / max(loss_sum[1], 1)), scores(counts)
 
 
