@@ -83,3 +83,14 @@ def test_a_decay_outside_0_to_1_is_refused_in_one_line(scene, tmp_path, value):
     res = _invoke("train", "--raster", tif, "--labels", labels, "--out", tmp_path / "run", *SMALL, "--ema", value)
     assert res.exit_code != 0 and "--ema" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_without_ema_leaves_no_best_raw_of_the_old_run(scene, tmp_path):
+    tif, labels = scene
+    out = tmp_path / "run"
+    assert _invoke("train", "--raster", tif, "--labels", labels, "--out", out, *SMALL, "--epochs", "1",
+                   "--ema", "0.9").exit_code == 0
+    assert (out / "best_raw.pt").exists()
+    res = _invoke("train", "--raster", tif, "--labels", labels, "--out", out, *SMALL, "--epochs", "1", "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == {"best.pt", "last.pt", "metrics.csv", "curves.png"}

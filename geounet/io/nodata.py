@@ -52,7 +52,6 @@ class ValueMasked:
         mask = self.src.dataset_mask(window=window, out_shape=out_shape, boundless=boundless)
         pixels = self.src.read(self.value_bands, window=window, out_shape=(len(self.value_bands), *mask.shape),
                                boundless=boundless, resampling=Resampling.nearest)  # outside: the mask's 0
-        mask = np.array(mask, dtype=np.uint8, copy=True)
         mask[(pixels == np.float64(self.value)).all(axis=0)] = 0  # float64: a value outside the type never matches
         return mask
 

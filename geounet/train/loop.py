@@ -75,9 +75,9 @@ class Run:
     samples: SampleSet
     state: RunState
     t0: float  # monotonic clock at the run's start, earlier sessions' time included
-    val_seconds: float = 0.0  # the last validation's duration: the time budget keeps room for one
+    val_seconds: float = 0.0  # the last epoch's validation (both models with --ema): the time budget keeps room for it
     init: dict | None = None  # what an --init run started from: every checkpoint records it
-    ema: torch.optim.swa_utils.AveragedModel | None = None  # --ema: the average of the weights, validated and saved as best.pt
+    ema: torch.optim.swa_utils.AveragedModel | None = None  # --ema: the average, validated and saved as best.pt
 
     @property
     def total_steps(self) -> int:

@@ -23,7 +23,7 @@ from ..errors import ConfigError, OutputExistsError
 from .config import TrainConfig
 from .plot import plot_curves
 
-RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "curves.png")
+RUN_FILES = ("best.pt", "best_raw.pt", "last.pt", "metrics.csv", "curves.png")  # best_raw.pt: --ema runs
 CSV_FIELDS = (
     "epoch", "train_loss", "val_loss", "val_iou", "val_precision", "val_recall", "val_f1",
     "lr", "elapsed_s", "train_windows", "val_windows", "raw_val_iou",
