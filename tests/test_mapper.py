@@ -78,6 +78,21 @@ def test_vectorize_with_another_threshold_gives_predict_at_that_threshold(crop):
     assert rows(crop / "p7.gpkg") == at_07
 
 
+def test_min_score_drops_only_the_buildings_scored_below_it(crop):
+    """--min-score drops whole buildings whose mean probability is below it, and changes nothing else."""
+    assert run("vectorize", crop / "p.tif", "-o", crop / "all.gpkg", "--min-score", "0").exit_code == 0
+    assert run("vectorize", crop / "p.tif", "-o", crop / "high.gpkg", "--min-score", "0.85").exit_code == 0
+    every, high = rows(crop / "all.gpkg"), rows(crop / "high.gpkg")
+    score = [c for c in pyogrio.read_dataframe(crop / "p.gpkg").columns if c != "geometry"].index("score")
+    dropped = set(every) - set(high)
+    assert set(high) <= set(every) and dropped and high
+    assert all(a[score] < 0.85 for _, a in dropped) and all(a[score] >= 0.85 for _, a in high)
+    assert all(a[score] >= 0.65 for _, a in rows(crop / "p.gpkg"))  # predict's default
+    for bad in ("1", "-0.1"):
+        res = run("vectorize", crop / "p.tif", "-o", crop / "bad.gpkg", "--min-score", bad)
+        assert res.exit_code == 2 and "--min-score" in res.output and not (crop / "bad.gpkg").exists()
+
+
 def test_vectorize_refuses_other_rasters_and_existing_outputs(crop):
     res = run("vectorize", crop / "crop.tif", "-o", crop / "x.gpkg")
     assert res.exit_code == 1 and not (crop / "x.gpkg").exists()

@@ -40,6 +40,7 @@ def _opt(*decls, **kw):
 @batch_size_opt
 @device_opt
 @_opt("--min-area", type=click.FloatRange(min=0), show_default=True)
+@_opt("--min-score", type=click.FloatRange(0, 1, max_open=True), show_default=True)
 @_opt("--simplify", type=click.FloatRange(min=0), show_default=True)
 @_opt("--separate/--no-separate", "separate")
 @_opt("--regularize", is_flag=True)

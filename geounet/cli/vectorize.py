@@ -25,6 +25,7 @@ def _opt(*decls, **kw):
 @_opt("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), show_default=True)
 @_opt("--separate/--no-separate", "separate")
 @_opt("--min-area", type=click.FloatRange(min=0), show_default=True)
+@_opt("--min-score", type=click.FloatRange(0, 1, max_open=True), show_default=True)
 @_opt("--simplify", type=click.FloatRange(min=0), show_default=True)
 @_opt("--regularize", is_flag=True)
 @_opt("--wgs84", is_flag=True)

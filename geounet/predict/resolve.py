@@ -51,7 +51,8 @@ def resolve_options(config: PredictConfig, info: CheckpointInfo, device: torch.d
     progress = progress_enabled() if config.progress is None else bool(config.progress)
     settings = {f.name: getattr(config, f.name) for f in fields(RunOptions) if f.name not in _RESOLVED}
     settings.update(
-        threshold=float(config.threshold), min_area=float(config.min_area), simplify=float(config.simplify),
+        threshold=float(config.threshold), min_area=float(config.min_area), min_score=float(config.min_score),
+        simplify=float(config.simplify),
         wgs84=bool(config.wgs84), amp=bool(config.amp), overwrite=bool(config.overwrite),
         pixel_size=parse_pixel_size(config.pixel_size), input_range=parse_input_range(config.input_range),
         separate=None if config.separate is None else bool(config.separate), regularize=bool(config.regularize),
@@ -66,6 +67,8 @@ def check_polygon_settings(config: PredictConfig | VectorizeConfig) -> None:
         raise ConfigError(f"--threshold {config.threshold} must be between 0 and 1")
     if config.min_area < 0 or config.simplify < 0:
         raise ConfigError("--min-area and --simplify must not be negative")
+    if not 0.0 <= config.min_score < 1.0:
+        raise ConfigError(f"--min-score {config.min_score} must be from 0 to below 1")
     if config.seed_threshold is not None and not 0.0 < config.seed_threshold < 1.0:
         raise ConfigError(f"seed threshold {config.seed_threshold} must be between 0 and 1")
     if not (0.0 < config.match_iou <= 1.0 and 0.0 < config.match_cover <= 1.0):
@@ -201,7 +204,8 @@ def vectorize_options(src, options: RunOptions | VectorizeConfig, channels: tupl
         seed_threshold = options.plain_seed_threshold if plain else options.score_seed_threshold
     return VectorizeOptions(
         threshold=options.threshold, sieve_px=area_px(options.speck_m2, px, least=2, most=options.sieve_max_px),
-        simplify_px=options.simplify / px, min_area_m2=options.min_area, channels=tuple(channels), separate=separate,
+        simplify_px=options.simplify / px, min_area_m2=options.min_area,
+        min_score=options.min_score, channels=tuple(channels), separate=separate,
         seed_threshold=float(seed_threshold),
         seed_min_px=area_px(options.seed_min_m2, px, least=1, most=options.seed_min_max_px) if separate else 0,
         seed_erode_px=length_px(options.plain_erode_m, px, least=1) if plain else 0,

@@ -88,6 +88,10 @@ class PolygonSettings:
     min_area: float = setting(
         8.0, "Drop buildings smaller than this many square metres (ground area); 2 keeps small sheds "
              "(docs/separation.md).")
+    min_score: float = setting(
+        0.65, "Drop buildings whose score (mean building probability over the building) is below this: "
+              "on places the models never saw, buildings under 0.65 are nearly all false or partial "
+              "(docs/model.md, 'A building's score'); 0 keeps every building the threshold draws.")
     simplify: float = setting(0.2, "Simplify outlines with this tolerance in metres (0: keep pixel edges).")
     regularize: bool = setting(False, "Square building outlines: dominant orientation, right-angled corners.")
     regularize_m: float = setting(

@@ -9,7 +9,8 @@ distance, so a building within that distance of no-data is clipped against the n
 polygons around it, gathered by :func:`nodata_near` while its pieces are labelled: no
 building overlaps no-data); apply the affine transform to the raster CRS, compute the
 ground area in m^2 on the ellipsoid of the CRS (:class:`GroundArea`, right for degrees,
-web-mercator and feet alike) and drop buildings under ``min_area_m2``. Touching buildings
+web-mercator and feet alike) and drop buildings under ``min_area_m2`` or with a score
+(mean building probability, exact however the building was pieced) under ``min_score``. Touching buildings
 are simplified (or squared) each on its own, so their outlines may overlap by up to that
 tolerance. All of it is :func:`finish_buildings`.
 
@@ -58,7 +59,7 @@ def finish_buildings(geoms: np.ndarray, scores: np.ndarray, nodata: list, option
         return parts, np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
     crs_geoms = shapely.orient_polygons(to_crs_coords(parts, transform), exterior_cw=False)
     areas = area(crs_geoms)
-    keep = (areas >= opt.min_area_m2) & (areas > 0)
+    keep = (areas >= opt.min_area_m2) & (areas > 0) & (scores[idx] >= opt.min_score)
     return crs_geoms[keep], areas[keep], scores[idx[keep]]
 
 

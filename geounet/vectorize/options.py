@@ -14,7 +14,8 @@ from .square import MAX_SHIFT
 
 @dataclass(frozen=True)
 class VectorizeOptions:
-    """How probabilities become polygons; ``*_px`` in pixels, ``*_m`` in ground metres, ``min_area_m2`` in m^2.
+    """How probabilities become polygons; ``*_px`` in pixels, ``*_m`` in ground metres, ``min_area_m2`` in m^2;
+    ``min_score``: buildings whose score (mean building probability) is below it are dropped.
 
     ``channels`` names the probability channels given to :meth:`StripVectorizer.add_rows`
     (the first is always ``building``). ``separate`` splits touching buildings on seeds
@@ -26,6 +27,7 @@ class VectorizeOptions:
     sieve_px: int = 0
     simplify_px: float = 0.0
     min_area_m2: float = 0.0
+    min_score: float = 0.0
     channels: tuple[str, ...] = ("building",)
     separate: bool = False
     seed_threshold: float = 0.5
