@@ -16,7 +16,7 @@ so the table compares like with like. No model runs: minutes on two cores.
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +26,7 @@ import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lopo_eval import inputs, sh  # noqa: E402
+from lopo_eval import SHARED, cell, evaluate_pooled, inputs, sh  # noqa: E402
 
 
 def average(files: list[Path], out: Path) -> None:
@@ -51,24 +51,25 @@ def average(files: list[Path], out: Path) -> None:
             s.close()
 
 
-def score(probs: list[Path], truths: dict[str, Path], rasters: dict[str, Path], work: Path) -> dict:
-    """Vectorise each probability file with predict's defaults and evaluate them pooled."""
-    args, extra = [], []
+def score(probs: list[Path], truths: dict[str, Path], rasters: dict[str, Path], work: Path, extra: list[str]) -> dict:
+    """Vectorise each probability file with predict's defaults (and ``extra`` options) and evaluate them pooled."""
+    triples = []
     for p in probs:
         stem = p.stem.removesuffix("_probs")
         gpkg = work / f"{stem}.gpkg"
-        sh(["geounet", "-q", "vectorize", p, "-o", gpkg, "--overwrite"])
-        args += [gpkg, truths[stem]]
-        extra += ["--raster", rasters[stem]]
-    return json.loads(sh(["geounet", "evaluate", *args, *extra, "--json"]))["pooled"]
+        sh(["geounet", "-q", "vectorize", p, "-o", gpkg, "--overwrite", *extra])
+        triples.append((gpkg, truths[stem], rasters[stem]))
+    return evaluate_pooled(triples)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("evals", nargs="+", help="OUT/MODE folders of lopo_eval.py --keep-probs, one per model")
-    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--shared", default=str(SHARED))
     ap.add_argument("--places", default="joplin,nacala,coxsbazar")
+    ap.add_argument("--vectorize-args", default="", help='options for geounet vectorize, e.g. "--min-score 0"')
     a = ap.parse_args()
+    extra = shlex.split(a.vectorize_args)
     evals = [Path(e) for e in a.evals]
     names = [f"{e.parent.name}" for e in evals] + [f"mean of {len(evals)}"]
     rows: dict[str, list[dict]] = {n: [] for n in names}
@@ -85,18 +86,17 @@ def main() -> None:
             for e, name in zip(evals, names):
                 work = tmp / name / place
                 work.mkdir(parents=True)
-                rows[name].append(score([e / place / "probs" / f.name for f in files], truths, rasters, work))
+                rows[name].append(score([e / place / "probs" / f.name for f in files], truths, rasters, work, extra))
             work = tmp / "mean" / place
             work.mkdir(parents=True)
             for f in files:
                 average([e / place / "probs" / f.name for e in evals], work / f.name)
-            rows[names[-1]].append(score([work / f.name for f in files], truths, rasters, work))
+            rows[names[-1]].append(score([work / f.name for f in files], truths, rasters, work, extra))
             print(f"{place}: done", file=sys.stderr, flush=True)
     print("| model | " + " | ".join(places) + " | mean |")
     print("|---|" + "---|" * (len(places) + 1))
     for name in names:
-        cells = " | ".join(f"{p['f1']:.3f} / {p['pixel']['iou']:.3f} ({p['tp']} / {p['fp']} / {p['fn']})"
-                           for p in rows[name])
+        cells = " | ".join(cell(p) for p in rows[name])
         f1 = sum(p["f1"] for p in rows[name]) / len(places)
         iou = sum(p["pixel"]["iou"] for p in rows[name]) / len(places)
         print(f"| {name} | {cells} | **{f1:.3f} / {iou:.3f}** |")

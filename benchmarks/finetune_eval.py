@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from geounet.io.raster import has_validity_mask
-from lopo_eval import chip_frames, clip_to, score, sh  # this folder: the same scoring as leave-one-place-out
+from lopo_eval import SHARED, chip_frames, clip_to, score, sh  # this folder: the same scoring as leave-one-place-out
 
 
 def crop(src, window: Window, path: Path) -> box:
@@ -125,7 +125,7 @@ def row(place: str, what: str, p: dict, secs: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("places", nargs="+")
-    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--shared", default=str(SHARED))
     ap.add_argument("--out", default="/tmp/finetune")
     ap.add_argument("--init", default="default")
     ap.add_argument("--minutes", default="1,2,4,8")

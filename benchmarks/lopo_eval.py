@@ -30,6 +30,7 @@ from shapely.geometry import box
 PLACES = ["banepa", "zanzibar", "joplin", "nacala", "coxsbazar"]
 FOLDERS = {"banepa": ["banepa", "banepa_z20"]}
 MODES = {"plain": [], "adapt": ["--adapt"]}
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data beside the repo
 
 
 def sh(args: list) -> str:
@@ -79,17 +80,25 @@ def score(model: Path, pairs: list[tuple[Path, Path]], out: Path, extra: list[st
     sh(["geounet", "-q", "predict", *[r for r, _ in pairs], "-o", f"{out}/", "--model", model, "--overwrite",
         "--format", "gpkg", *extra])
     secs = time.time() - t0
-    args = []
-    for r, t in pairs:
-        args += [out / f"{r.stem}.gpkg", t]
-    rasters = [a for r, _ in pairs for a in ("--raster", r)]
-    return json.loads(sh(["geounet", "evaluate", *args, *rasters, "--json"]))["pooled"], secs
+    return evaluate_pooled([(out / f"{r.stem}.gpkg", t, r) for r, t in pairs]), secs
+
+
+def evaluate_pooled(triples: list[tuple[Path, Path, Path]]) -> dict:
+    """``geounet evaluate``'s pooled scores of (predicted file, truth file, raster) triples, evaluated together."""
+    args = [x for pred, truth, _ in triples for x in (pred, truth)]
+    rasters = [x for _, _, raster in triples for x in ("--raster", raster)]
+    return json.loads(sh(["geounet", "evaluate", *args, *rasters, "--json"]))["pooled"]
+
+
+def cell(p: dict) -> str:
+    """A table cell of pooled scores: object F1 / pixel IoU (TP / FP / FN)."""
+    return f"{p['f1']:.3f} / {p['pixel']['iou']:.3f} ({p['tp']} / {p['fp']} / {p['fn']})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs")
-    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--shared", default=str(SHARED))
     ap.add_argument("--out", default="/tmp/lopo-eval")
     ap.add_argument("--places", default=",".join(PLACES))
     ap.add_argument("--checkpoint", default="best.pt")

@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lopo_eval import PLACES, inputs  # noqa: E402
+from lopo_eval import PLACES, SHARED, inputs  # noqa: E402
+from seed_sweep import f1  # noqa: E402
 
-from geounet import metrics  # noqa: E402
 from geounet.evaluate import ReferenceFootprints, read_footprints  # noqa: E402
 
 BINS = [0.5, 0.6, 0.65, 0.7, 0.8, 1.0001]
@@ -40,7 +40,7 @@ def true_share(pred: gpd.GeoDataFrame, ref: ReferenceFootprints) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval_dir", help="OUT/plain of benchmarks/lopo_eval.py, predicted with --min-score 0")
-    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--shared", default=str(SHARED))
     ap.add_argument("--places", default=",".join(PLACES))
     ap.add_argument("--min-scores", default="0.5,0.55,0.6,0.65,0.7,0.75,0.8")
     a = ap.parse_args()
@@ -58,7 +58,7 @@ def main() -> None:
                     counts[k] += ref.match(pred.geometry[(pred["score"] >= m).to_numpy()])
                 hit.append(true_share(pred, ref))
                 score.append(pred["score"].to_numpy())
-            f1s[place] = [metrics.f1(metrics.precision(tp, fp), metrics.recall(tp, fn)) for tp, fp, fn in counts]
+            f1s[place] = [f1(*c) for c in counts]
             hit, score = np.concatenate(hit), np.concatenate(score)
             bins[place] = [(int(((score >= lo) & (score < hi)).sum()), hit[(score >= lo) & (score < hi)])
                            for lo, hi in zip(BINS, BINS[1:])]

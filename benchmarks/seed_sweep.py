@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lopo_eval import PLACES, inputs  # noqa: E402
+from lopo_eval import PLACES, SHARED, inputs  # noqa: E402
 
 from geounet import metrics  # noqa: E402
 from geounet.evaluate import ReferenceFootprints, read_footprints  # noqa: E402
@@ -61,7 +61,7 @@ def f1(tp: int, fp: int, fn: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval_dir", help="OUT/MODE of benchmarks/lopo_eval.py --keep-probs")
-    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--shared", default=str(SHARED))
     ap.add_argument("--places", default=",".join(PLACES))
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7")
     ap.add_argument("--seed-min-m2", default="2,4,8,16")

@@ -25,17 +25,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lopo_eval import PLACES, inputs, score, sh  # noqa: E402
-
-
-def cells(p: dict) -> str:
-    return f"{p['f1']:.3f} / {p['pixel']['iou']:.3f} ({p['tp']} / {p['fp']} / {p['fn']})"
+from lopo_eval import PLACES, SHARED, cell, inputs, score, sh  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs")
-    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--shared", default=str(SHARED))
     ap.add_argument("--out", default="/tmp/selftrain")
     ap.add_argument("--places", default=",".join(PLACES))
     ap.add_argument("--checkpoint", default="best.pt")
@@ -71,7 +67,7 @@ def main() -> None:
         for k, p in (("zero", zero), ("self", self_)):
             means[k][0] += p["f1"] / len(places)
             means[k][1] += p["pixel"]["iou"] / len(places)
-        print(f"| {place} | {cells(zero)} | {cells(self_)} | {secs:.0f} | {train_s:.0f} |", flush=True)
+        print(f"| {place} | {cell(zero)} | {cell(self_)} | {secs:.0f} | {train_s:.0f} |", flush=True)
     print(f"| **mean** | **{means['zero'][0]:.3f} / {means['zero'][1]:.3f}** | "
           f"**{means['self'][0]:.3f} / {means['self'][1]:.3f}** | | |")
 

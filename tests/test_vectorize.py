@@ -118,7 +118,7 @@ def test_min_score_drops_buildings_by_their_exact_mean_probability():
     p = np.zeros((40, 40), np.float32)
     p[2:12, 2:12] = 0.6  # score 0.6: dropped at 0.65
     p[20:30, 2:12] = 0.9
-    p[20:25, 2:12] = 0.42 + 0.0  # below threshold: not part of the building
+    p[20:25, 2:12] = 0.42  # below threshold: not part of the building
     p[20:30, 20:30] = 0.6
     p[20:24, 20:30] = 0.76  # score 0.6 * 0.6 + 0.76 * 0.4 = 0.664: kept at 0.65, whichever strips cut it
     for strips in ([40], [3], [7, 2], [21, 1]):
